@@ -1,0 +1,95 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_window',
+        window_column='interval_start',
+        on_schema_change='append_new_columns',
+        indexes=[
+            {'columns': ['facility_id', 'interval_start'], 'unique': True},
+            {'columns': ['interval_start']},
+        ],
+    )
+}}
+
+with readings as (
+
+    select * from {{ ref('stg_meter_readings') }}
+    {{ partition_window_filter('reading_at') }}
+
+),
+
+bucketed as (
+
+    select
+        *,
+        date_bin('15 minutes', reading_at, timestamptz '2000-01-01 00:00:00+00') as interval_start
+
+    from readings
+
+),
+
+-- Facility demand at one instant is the sum of its meters at that reading time.
+instants as (
+
+    select
+        facility_id,
+        interval_start,
+        reading_at,
+        sum(active_power_kw) as facility_kw
+
+    from bucketed
+    group by facility_id, interval_start, reading_at
+
+),
+
+demand as (
+
+    select
+        facility_id,
+        interval_start,
+        min(facility_kw) as min_kw,
+        max(facility_kw) as max_kw
+
+    from instants
+    group by facility_id, interval_start
+
+),
+
+energy as (
+
+    select
+        facility_id,
+        interval_start,
+        sum(energy_kwh) as energy_kwh,
+        count(*) as reading_count,
+        count(distinct meter_id) as meter_count,
+        sum(interval_s) as reported_seconds
+
+    from bucketed
+    group by facility_id, interval_start
+
+),
+
+joined as (
+
+    select
+        energy.facility_id,
+        energy.interval_start,
+        energy.interval_start + interval '15 minutes' as interval_end,
+        energy.energy_kwh,
+        energy.energy_kwh / 0.25 as avg_kw,
+        demand.min_kw,
+        demand.max_kw,
+        energy.reading_count,
+        energy.meter_count,
+        least(1.0, energy.reported_seconds::numeric / (energy.meter_count * 900))::double precision
+            as data_completeness
+
+    from energy
+    inner join demand
+        on energy.facility_id = demand.facility_id
+        and energy.interval_start = demand.interval_start
+
+)
+
+select * from joined

@@ -1,0 +1,150 @@
+"""The `wattline` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+import click
+
+from orchestration.database import Database
+from orchestration.settings import SettingsError, get_settings
+
+
+class _Group(click.Group):
+    """Turns configuration and bootstrap failures into one-line errors, not tracebacks."""
+
+    def invoke(self, ctx: click.Context):
+        from orchestration.runtime import BootstrapError
+
+        try:
+            return super().invoke(ctx)
+        except (SettingsError, BootstrapError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _settings():
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log what the runtime does.")
+def main(verbose: bool) -> None:
+    """Wattline: energy data platform on Dagster, dbt and PostgreSQL."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # pgserver warns on every import when XDG_RUNTIME_DIR is unset; it falls back fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+
+@main.command()
+@click.option("--facilities", default=None, type=click.IntRange(1, 5000), help="Simulated facilities [default: WATTLINE_SIM_FACILITIES or 10].")
+@click.option("--days", default=2, show_default=True, type=click.IntRange(1, 31), help="Days of history to backfill.")
+@click.option("--no-serve", is_flag=True, help="Exit after the summary instead of serving the UI.")
+def demo(facilities: int | None, days: int, no_serve: bool) -> None:
+    """Bootstrap, backfill DAYS for N facilities through the asset graph, summarise, serve."""
+    from orchestration.demo import run_demo
+
+    settings = _settings()
+    sys.exit(run_demo(facilities or settings.sim_facilities, days, serve=not no_serve, settings=settings))
+
+
+@main.command()
+def up() -> None:
+    """Serve the platform: Dagster UI + daemon, and the simulator when no source URL is set."""
+    from orchestration.runtime import bootstrap
+    from orchestration.serve import serve_forever
+    from resources.dbt import prepare_manifest
+
+    settings = _settings()
+    runtime = bootstrap(settings)
+    prepare_manifest()
+    click.echo(f"warehouse: {runtime.warehouse.redacted_url}")
+    sim = None
+    if settings.uses_simulator:
+        from simulator.config import SimulatorConfig
+        from simulator.server import SimulatorServer
+
+        sim = SimulatorServer(
+            SimulatorConfig(seed=settings.sim_seed, facilities=settings.sim_facilities, interval_s=settings.sim_interval_s),
+            port=settings.sim_port,
+        ).start()
+        os.environ["WATTLINE_TELEMETRY_API_URL"] = sim.url
+        click.echo(f"simulator: {sim.url} (no WATTLINE_TELEMETRY_API_URL set)")
+    try:
+        sys.exit(serve_forever(settings))
+    finally:
+        if sim is not None:
+            sim.stop()
+
+
+@main.command()
+def prepare() -> None:
+    """Parse the dbt project into its manifest (run once after install or a model change)."""
+    from resources.dbt import prepare_manifest
+
+    settings = _settings()
+    if settings.database_url:
+        # Parse for the configured database: dbt records its name in every relation name.
+        os.environ.update(Database(url=settings.database_url).dbt_env())
+
+    click.echo(f"dbt manifest: {prepare_manifest(force=True)}")
+
+
+@main.group()
+def db() -> None:
+    """The PostgreSQL database in use."""
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print the warehouse connection URL (starting the embedded server if needed)."""
+    from orchestration.runtime import ensure_warehouse
+
+    settings = _settings()
+    warehouse = ensure_warehouse(settings)
+    source = "embedded server" if warehouse.embedded else "WATTLINE_DATABASE_URL"
+    click.echo(f"# {source}", err=True)
+    click.echo(warehouse.url)
+
+
+@db.command("start")
+def db_start() -> None:
+    """Start the embedded server (or check the configured one) and create the databases."""
+    from orchestration.runtime import bootstrap
+
+    runtime = bootstrap(_settings())
+    click.echo(f"ready: {runtime.warehouse.redacted_url}")
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server."""
+    from orchestration import embedded_postgres
+
+    settings = _settings()
+    if settings.database_url:
+        raise click.ClickException("WATTLINE_DATABASE_URL is set: Wattline does not manage that server")
+    stopped = embedded_postgres.stop(settings.home)
+    click.echo("stopped" if stopped else "not running")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say whether the embedded server is running."""
+    from orchestration import embedded_postgres
+
+    settings = _settings()
+    if settings.database_url:
+        click.echo("external (WATTLINE_DATABASE_URL)")
+        return
+    url = embedded_postgres.running_url(settings.home)
+    click.echo(f"running: {url}" if url else "stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The PostgreSQL connection in use, in the forms each consumer wants.
+
+One libpq URL (what `wattline db url` prints, what psql and BI tools take) is turned
+into a SQLAlchemy URL, dbt's profile variables and Dagster's storage URL, so every
+part of the platform talks to the same server, including over a Unix socket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
+
+
+@dataclass(frozen=True)
+class Database:
+    """A PostgreSQL database, addressed by a libpq URL."""
+
+    url: str
+    embedded: bool = False
+
+    @property
+    def name(self) -> str:
+        return urlsplit(self.url).path.lstrip("/")
+
+    def with_name(self, name: str) -> Database:
+        """The same server and credentials, another database."""
+        parts = urlsplit(self.url)
+        return replace(self, url=urlunsplit(parts._replace(path=f"/{name}")))
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we ship psycopg2.
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL with any password masked, for logs and metadata."""
+        parts = urlsplit(self.url)
+        if parts.password is None or parts.password == "":
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def libpq_params(self) -> dict[str, str]:
+        """host/port/user/password/dbname/sslmode as libpq understands them."""
+        parts = urlsplit(self.url)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        host = query.pop("host", None) or (parts.hostname or "localhost")
+        port = query.pop("port", None) or (str(parts.port) if parts.port else "5432")
+        return {
+            "host": unquote(host),
+            "port": port,
+            "user": unquote(parts.username or "postgres"),
+            "password": unquote(parts.password or ""),
+            "dbname": self.name,
+            "sslmode": query.pop("sslmode", "prefer"),
+            "extra": urlencode(query),
+        }
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment for `dbt_project/profiles.yml`."""
+        params = self.libpq_params()
+        return {
+            "WATTLINE_PG_HOST": params["host"],
+            "WATTLINE_PG_PORT": params["port"],
+            "WATTLINE_PG_USER": params["user"],
+            "WATTLINE_PG_PASSWORD": params["password"],
+            "WATTLINE_PG_DBNAME": params["dbname"],
+            "WATTLINE_PG_SSLMODE": params["sslmode"],
+        }

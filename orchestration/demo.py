@@ -1,0 +1,124 @@
+"""`wattline demo`: the whole platform end to end on this machine.
+
+Bootstraps the runtime, serves the simulator as the outside world, backfills the
+last days through the real asset graph (Dagster runs recorded in the instance, so
+the UI shows them), builds the models, prints a summary and optionally serves.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from orchestration.progress import Steps
+from orchestration.settings import WattlineSettings, get_settings
+
+
+def backfill_window(days: int, now: datetime) -> tuple[datetime, datetime]:
+    """The last `days` days up to and including the open hour."""
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return end - timedelta(days=days), end
+
+
+def day_ranges(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    ranges = []
+    cursor = start
+    while cursor < end:
+        upper = min(cursor + timedelta(days=1), end)
+        ranges.append((cursor, upper))
+        cursor = upper
+    return ranges
+
+
+def summary(engine: sa.Engine, start: datetime, end: datetime) -> dict:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("select count(*) from raw.meter_readings where ts >= :s and ts < :e"),
+            {"s": start, "e": end},
+        ).scalar_one()
+        latest = conn.execute(
+            sa.text(
+                """
+                select distinct on (facility_id)
+                    facility_id, interval_start, avg_kw, data_completeness
+                from marts.fct_load_15min
+                where interval_start >= :s and interval_start < :e
+                order by facility_id, interval_start desc
+                """
+            ),
+            {"s": start, "e": end},
+        ).all()
+    return {"rows": rows, "latest": latest}
+
+
+def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings | None = None) -> int:
+    from dagster import DagsterInstance
+
+    from orchestration.runs import run_job
+    from orchestration.runtime import bootstrap
+    from orchestration.serve import serve_forever
+    from resources.dbt import prepare_manifest
+    from simulator.config import SimulatorConfig
+    from simulator.server import SimulatorServer
+
+    settings = settings or get_settings()
+    steps = Steps(total=6)
+    with steps.step("Starting PostgreSQL and the Dagster instance"):
+        runtime = bootstrap(settings)
+        where = "embedded server" if runtime.warehouse.embedded else "WATTLINE_DATABASE_URL"
+        steps.detail(f"warehouse: {runtime.warehouse.redacted_url} ({where})")
+        steps.detail(f"DAGSTER_HOME: {runtime.dagster_home}")
+    with steps.step("Preparing the dbt manifest"):
+        prepare_manifest()
+    with steps.step(f"Starting the simulator ({facilities} facilities, {settings.sim_interval_s} s readings)"):
+        sim = SimulatorServer(
+            SimulatorConfig(seed=settings.sim_seed, facilities=facilities, interval_s=settings.sim_interval_s),
+            port=settings.sim_port if serve else 0,
+        ).start()
+        # Runs read source URLs from the environment: this process's and the servers' later.
+        os.environ["WATTLINE_TELEMETRY_API_URL"] = sim.url
+        get_settings.cache_clear()
+        steps.detail(f"simulator: {sim.url}")
+
+    try:
+        instance = DagsterInstance.get()
+        start, end = backfill_window(days, datetime.now(UTC))
+        with steps.step(f"Loading telemetry {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"):
+            for lower, upper in day_ranges(start, end):
+                result = run_job("telemetry_job", instance, start=lower, end=upper)
+                loaded = _metadata_value(result, "dagster/row_count")
+                steps.detail(f"{lower:%Y-%m-%d %H:%M} – {upper:%H:%M}: {loaded:,} readings (run {result.run_id[:8]})")
+        with steps.step("Building the dbt models (staging views, then the marts for the whole range)"):
+            run_job("unpartitioned_models_job", instance)
+            run_job("incremental_marts_job", instance, start=start, end=end)
+        with steps.step("Summarising"):
+            engine = sa.create_engine(runtime.warehouse.sqlalchemy_url)
+            report = summary(engine, start, end)
+            engine.dispose()
+
+        print()
+        print(f"Readings loaded: {report['rows']:,}   Facilities: {len(report['latest'])}")
+        print("Latest 15-minute load per facility (marts.fct_load_15min):")
+        print(f"  {'facility':<12} {'interval start (UTC)':<22} {'avg kW':>10} {'complete':>9}")
+        for row in report["latest"]:
+            print(
+                f"  {row.facility_id:<12} {row.interval_start:%Y-%m-%d %H:%M}       "
+                f"{row.avg_kw:>10.1f} {row.data_completeness:>8.0%}"
+            )
+        print()
+        print(f"Query it: psql '{runtime.warehouse.url}' -c 'select * from marts.fct_load_15min limit 5'")
+        if not serve:
+            return 0
+        return serve_forever(settings)
+    finally:
+        sim.stop()
+
+
+def _metadata_value(result, key: str) -> int:
+    total = 0
+    for event in result.get_asset_materialization_events():
+        value = event.materialization.metadata.get(key)
+        total += int(value.value) if value is not None else 0
+    return total

@@ -1,0 +1,57 @@
+"""The embedded PostgreSQL server: real PostgreSQL binaries from the `pgserver` wheel.
+
+Used when `WATTLINE_DATABASE_URL` is unset. The data directory lives under
+`WATTLINE_HOME/pgdata`; the server listens on a Unix socket only (no TCP port to
+collide with or expose). Once started it keeps running for other processes (the
+Dagster webserver, daemon, run workers, psql) until `wattline db stop`, like a server
+started with `pg_ctl start`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from orchestration.database import Database
+
+log = logging.getLogger(__name__)
+
+
+def pgdata_dir(home: Path) -> Path:
+    return home / "pgdata"
+
+
+def start(home: Path) -> Database:
+    """Start the embedded server, or reuse the one already running on this data directory."""
+    import pgserver  # imported here: it touches the filesystem and user database on import
+
+    home.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, other processes share it.
+    server = pgserver.get_server(pgdata_dir(home), cleanup_mode=None)
+    return Database(url=server.get_uri("postgres"), embedded=True)
+
+
+def running_url(home: Path) -> str | None:
+    """The URL of the server running on this data directory, or None when it is stopped."""
+    from pgserver.utils import PostmasterInfo
+
+    pgdata = pgdata_dir(home)
+    if not (pgdata / "PG_VERSION").exists():
+        return None
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None or not info.is_running():
+        return None
+    return info.get_uri(database="postgres")
+
+
+def stop(home: Path) -> bool:
+    """Stop the embedded server; False when it was not running."""
+    from pgserver import pg_ctl
+
+    if running_url(home) is None:
+        return False
+    # PostgreSQL refuses to run as root; pgserver runs it as a `pgserver` user then.
+    user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata_dir(home), user=user)
+    return True

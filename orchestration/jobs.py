@@ -1,0 +1,27 @@
+"""Jobs: named selections of the asset graph that operators and the CLI launch."""
+
+from dagster import AssetSelection, define_asset_job
+
+from orchestration.partitions import hourly_partitions
+
+telemetry_job = define_asset_job(
+    "telemetry_job",
+    selection=AssetSelection.groups("telemetry"),
+    partitions_def=hourly_partitions,
+    description="Load meter readings for a range of hours (one run per backfill range).",
+)
+
+incremental_marts_job = define_asset_job(
+    "incremental_marts_job",
+    selection=AssetSelection.groups("telemetry").downstream()
+    - AssetSelection.groups("telemetry")
+    - AssetSelection.key_prefixes("staging"),
+    partitions_def=hourly_partitions,
+    description="Rebuild the time-partitioned marts for a range of hours from the raw tables.",
+)
+
+unpartitioned_models_job = define_asset_job(
+    "unpartitioned_models_job",
+    selection=AssetSelection.key_prefixes("staging"),
+    description="(Re)create the staging views and the unpartitioned models.",
+)

@@ -1,0 +1,137 @@
+"""Wattline settings: environment variables (`WATTLINE_*`) and an optional `.env`.
+
+Every process (CLI, Dagster webserver, daemon, run workers, dbt) reads the same
+variables, so one `.env` or one exported environment configures the whole platform.
+Validation errors name the variable and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "WATTLINE_"
+
+
+class SettingsError(ValueError):
+    """Raised when the environment does not describe a usable configuration."""
+
+
+def _check_postgres_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(
+            f"expected a URL like postgresql://user:password@host:5432/database, "
+            f"got scheme {parts.scheme!r}"
+        )
+    if not parts.path.strip("/"):
+        raise ValueError("the URL names no database (postgresql://…/<database>)")
+    if not parts.hostname and "host=" not in parts.query:
+        raise ValueError("the URL names no host (use @host:port or ?host=/socket/dir)")
+    try:
+        parts.port  # noqa: B018 - raises on a non-numeric port
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from None
+    return value
+
+
+def _check_http_url(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s):// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+class WattlineSettings(BaseSettings):
+    """What an operator can configure. Defaults run everything on this machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(
+        default=Path(".wattline"),
+        description="State directory: embedded PostgreSQL data, DAGSTER_HOME, logs.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL 14+ for the warehouse; unset = embedded server under home.",
+        repr=False,
+    )
+    dagster_database_url: str | None = Field(
+        default=None,
+        description="Database for Dagster's run/event storage; unset = `dagster` on the same server.",
+        repr=False,
+    )
+    telemetry_api_url: str | None = None
+    weather_api_url: str | None = None
+    price_api_url: str | None = None
+    carbon_api_url: str | None = None
+
+    ui_host: str = "127.0.0.1"
+    ui_port: int = Field(default=3000, ge=1, le=65535)
+    webhook_port: int = Field(default=8787, ge=1, le=65535)
+
+    history_start: date = Field(
+        default=date(2025, 1, 1), description="First day of the telemetry partitions."
+    )
+
+    sim_seed: int = 42
+    sim_facilities: int = Field(default=10, ge=1, le=5000)
+    sim_interval_s: int = Field(default=60, ge=1, le=3600)
+    sim_port: int = Field(default=8788, ge=0, le=65535)
+
+    http_timeout_s: float = Field(default=30.0, gt=0)
+    http_retries: int = Field(default=5, ge=0, le=20)
+
+    @field_validator("database_url", "dagster_database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        return _check_postgres_url(value)
+
+    @field_validator("telemetry_api_url", "weather_api_url", "price_api_url", "carbon_api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return _check_http_url(value)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def uses_simulator(self) -> bool:
+        """True when no real source is configured, so `wattline` serves the simulator."""
+        return self.telemetry_api_url is None
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+def load_settings(**overrides: object) -> WattlineSettings:
+    """Read and validate settings, turning pydantic's report into one that names variables."""
+    try:
+        return WattlineSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+        raise SettingsError("invalid Wattline settings:\n  " + "\n  ".join(lines)) from None
+
+
+@functools.cache
+def get_settings() -> WattlineSettings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,83 @@
+"""Client for the meter head-end API (readings, facilities, meters)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import BinaryIO
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from resources.http import SourceError, build_session, get_checked
+
+READING_COLUMNS = (
+    "ts",
+    "meter_id",
+    "facility_id",
+    "interval_s",
+    "energy_kwh",
+    "active_power_kw",
+    "reactive_power_kvar",
+    "voltage_v",
+    "current_a",
+    "power_factor",
+    "frequency_hz",
+    "energy_source",
+)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TelemetryApiResource(ConfigurableResource):
+    """The meter head-end API: `GET /v1/readings` streamed as CSV for a time window."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="API root; unset = WATTLINE_TELEMETRY_API_URL (the simulator under `wattline up`).",
+    )
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = Field(default=60.0, description="Longest silence between body chunks.")
+    max_retries: int = 5
+    backoff_factor: float = 0.5
+
+    def resolved_base_url(self) -> str:
+        from orchestration.settings import get_settings
+
+        url = self.base_url or get_settings().telemetry_api_url
+        if not url:
+            raise SourceError(
+                "no meter head-end API configured: set WATTLINE_TELEMETRY_API_URL, or start the "
+                "platform with `wattline up`, which serves the simulator when no source is set"
+            )
+        return url.rstrip("/")
+
+    @contextlib.contextmanager
+    def stream_readings(self, start: datetime, end: datetime) -> Iterator[BinaryIO]:
+        """The readings with start <= ts < end as a CSV byte stream (header first).
+
+        The body is streamed, never held in memory: a mid-stream failure surfaces as a
+        read error in the consumer, which must then write nothing.
+        """
+        session = build_session(retries=self.max_retries, backoff_factor=self.backoff_factor)
+        url = f"{self.resolved_base_url()}/v1/readings"
+        response = get_checked(
+            session,
+            url,
+            params={"start": _iso(start), "end": _iso(end), "format": "csv"},
+            timeout=(self.connect_timeout_s, self.read_timeout_s),
+            expected="CSV meter readings",
+            stream=True,
+        )
+        try:
+            content_type = response.headers.get("Content-Type", "")
+            if "csv" not in content_type:
+                raise SourceError(f"GET {response.url} answered Content-Type {content_type!r}; expected text/csv")
+            response.raw.decode_content = True
+            yield response.raw
+        finally:
+            response.close()
+            session.close()

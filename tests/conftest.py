@@ -1,0 +1,84 @@
+"""Shared fixtures: a real PostgreSQL for the session, the dbt manifest, the simulator.
+
+PostgreSQL is the embedded server (pgserver) in a temporary directory, or, with
+WATTLINE_TEST_DATABASE_URL set, a fresh database created on that server and dropped
+afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+import warnings
+from pathlib import Path
+
+# Before anything reads settings: never touch the developer's .wattline or .env.
+_TEST_HOME = Path(tempfile.mkdtemp(prefix="wattline-test-"))
+os.environ["WATTLINE_HOME"] = str(_TEST_HOME / "home")
+os.environ.pop("WATTLINE_DATABASE_URL", None)
+os.environ.pop("WATTLINE_TELEMETRY_API_URL", None)
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from orchestration.database import Database  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Database:
+    """A PostgreSQL server's maintenance database (`postgres`)."""
+    external = os.environ.get("WATTLINE_TEST_DATABASE_URL")
+    if external:
+        yield Database(url=external)
+        return
+    from orchestration import embedded_postgres
+
+    home = _TEST_HOME / "server"
+    server = embedded_postgres.start(home)
+    yield server
+    embedded_postgres.stop(home)
+
+
+def create_database(server: Database, prefix: str) -> Database:
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    engine = sa.create_engine(server.sqlalchemy_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    engine.dispose()
+    return server.with_name(name)
+
+
+def drop_database(server: Database, database: Database) -> None:
+    engine = sa.create_engine(server.sqlalchemy_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'drop database if exists "{database.name}" with (force)'))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def warehouse(pg_server: Database) -> Database:
+    """A fresh warehouse database with the raw schema, exported to dbt's profile variables."""
+    from resources.postgres import ensure_warehouse_schema
+
+    database = create_database(pg_server, "wattline_test")
+    ensure_warehouse_schema(database)
+    os.environ.update(database.dbt_env())
+    yield database
+    drop_database(pg_server, database)
+
+
+@pytest.fixture(scope="session")
+def engine(warehouse: Database) -> sa.Engine:
+    engine = sa.create_engine(warehouse.sqlalchemy_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def dbt_manifest(warehouse: Database) -> Path:
+    """The dbt manifest, prepared once for the session's warehouse."""
+    from resources.dbt import prepare_manifest
+
+    return prepare_manifest()

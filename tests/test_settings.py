@@ -1,0 +1,96 @@
+"""Settings come from WATTLINE_* variables and .env, and bad values name the variable."""
+
+from pathlib import Path
+
+import pytest
+
+from orchestration.database import Database
+from orchestration.settings import SettingsError, load_settings
+
+
+def test_defaults_run_everything_locally(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WATTLINE_HOME", raising=False)
+    settings = load_settings()
+    assert settings.database_url is None
+    assert settings.home == tmp_path / ".wattline"
+    assert settings.dagster_home == tmp_path / ".wattline" / "dagster"
+    assert settings.uses_simulator
+    assert settings.webhook_port == 8787 and settings.ui_port == 3000
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("mysql://user@host/db", "scheme 'mysql'"),
+        ("postgresql://user@host:5432", "names no database"),
+        ("postgresql://user@host:notaport/db", "bad port"),
+        ("postgresql:///db", "names no host"),
+    ],
+)
+def test_bad_database_url_names_the_variable_and_the_problem(monkeypatch, url, complaint):
+    monkeypatch.setenv("WATTLINE_DATABASE_URL", url)
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    message = str(excinfo.value)
+    assert "WATTLINE_DATABASE_URL" in message
+    assert complaint in message
+
+
+def test_bad_source_url_and_port_are_reported_together(monkeypatch):
+    monkeypatch.setenv("WATTLINE_WEATHER_API_URL", "ftp://example")
+    monkeypatch.setenv("WATTLINE_WEBHOOK_PORT", "99999")
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    assert "WATTLINE_WEATHER_API_URL" in str(excinfo.value)
+    assert "WATTLINE_WEBHOOK_PORT" in str(excinfo.value)
+
+
+def test_unix_socket_url_is_accepted(monkeypatch):
+    url = "postgresql://postgres:@/wattline?host=/tmp/some/socket"
+    monkeypatch.setenv("WATTLINE_DATABASE_URL", url)
+    assert load_settings().database_url == url
+
+
+def test_dotenv_file_is_read(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("WATTLINE_SIM_FACILITIES=7\nWATTLINE_TELEMETRY_API_URL=http://meters.example:8080/\n")
+    settings = load_settings()
+    assert settings.sim_facilities == 7
+    assert settings.telemetry_api_url == "http://meters.example:8080"
+    assert not settings.uses_simulator
+
+
+def test_environment_wins_over_dotenv(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("WATTLINE_SIM_FACILITIES=7\n")
+    monkeypatch.setenv("WATTLINE_SIM_FACILITIES", "3")
+    assert load_settings().sim_facilities == 3
+
+
+def test_passwords_stay_out_of_the_settings_repr(monkeypatch):
+    monkeypatch.setenv("WATTLINE_DATABASE_URL", "postgresql://app:s3cret@db.internal:5432/energy")
+    assert "s3cret" not in repr(load_settings())
+
+
+def test_one_url_becomes_every_consumer_s_connection():
+    socket_db = Database(url="postgresql://postgres:@/wattline?host=/tmp/pg%20data")
+    assert socket_db.sqlalchemy_url == "postgresql+psycopg2://postgres:@/wattline?host=/tmp/pg%20data"
+    env = socket_db.dbt_env()
+    assert env["WATTLINE_PG_HOST"] == "/tmp/pg data"
+    assert env["WATTLINE_PG_DBNAME"] == "wattline"
+    assert env["WATTLINE_PG_PORT"] == "5432"
+
+    tcp = Database(url="postgresql://app:p%40ss@db.internal:6432/energy?sslmode=require")
+    env = tcp.dbt_env()
+    assert (env["WATTLINE_PG_HOST"], env["WATTLINE_PG_PORT"]) == ("db.internal", "6432")
+    assert (env["WATTLINE_PG_USER"], env["WATTLINE_PG_PASSWORD"]) == ("app", "p@ss")
+    assert env["WATTLINE_PG_SSLMODE"] == "require"
+    assert tcp.with_name("dagster").url == "postgresql://app:p%40ss@db.internal:6432/dagster?sslmode=require"
+    assert "p%40ss" not in tcp.redacted_url and "***" in tcp.redacted_url
+
+
+def test_dbt_profile_reads_the_same_variables():
+    profile = (Path(__file__).parents[1] / "dbt_project" / "profiles.yml").read_text()
+    for variable in Database(url="postgresql://u@h/d").dbt_env():
+        assert f"env_var('{variable}'" in profile
