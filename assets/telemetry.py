@@ -81,8 +81,12 @@ def meter_readings(
             "from raw.meter_readings where ts >= %(s)s and ts < %(e)s",
             {"s": window.start, "e": window.end},
         ).one()
+    # A backfill range runs once but materialises every hour in it, each with this
+    # metadata: so the run's totals are named as such, and only a one-hour run
+    # reports its count as the partition's row count.
     metadata = {
-        "dagster/row_count": totals["loaded"],
+        "rows_loaded_in_run": totals["loaded"],
+        "hours_in_run": len(context.partition_keys),
         "rows_received": totals["received"],
         "rows_duplicate_dropped": totals["duplicate"],
         "rows_outside_window": totals["outside"],
@@ -94,4 +98,6 @@ def meter_readings(
         "first_reading": MetadataValue.timestamp(stats[2]) if stats[2] else None,
         "last_reading": MetadataValue.timestamp(stats[3]) if stats[3] else None,
     }
+    if len(context.partition_keys) == 1:
+        metadata["dagster/row_count"] = totals["loaded"]
     return MaterializeResult(metadata={k: v for k, v in metadata.items() if v is not None})

@@ -36,9 +36,18 @@ def _settings():
 @click.option("-v", "--verbose", is_flag=True, help="Log what the runtime does.")
 def main(verbose: bool) -> None:
     """Wattline: energy data platform on Dagster, dbt and PostgreSQL."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Dagster's loggers set their own levels; the terminal shows only what was asked for.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)
     # pgserver warns on every import when XDG_RUNTIME_DIR is unset; it falls back fine.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    if not verbose:
+        from dagster import BetaWarning, PreviewWarning
+
+        warnings.filterwarnings("ignore", category=BetaWarning)
+        warnings.filterwarnings("ignore", category=PreviewWarning)
 
 
 @main.command()

@@ -7,8 +7,11 @@ the UI shows them), builds the models, prints a summary and optionally serves.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -44,7 +47,7 @@ def summary(engine: sa.Engine, start: datetime, end: datetime) -> dict:
                 select distinct on (facility_id)
                     facility_id, interval_start, avg_kw, data_completeness
                 from marts.fct_load_15min
-                where interval_start >= :s and interval_start < :e
+                where interval_start >= :s and interval_end <= least(:e, now())
                 order by facility_id, interval_start desc
                 """
             ),
@@ -82,17 +85,24 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
         get_settings.cache_clear()
         steps.detail(f"simulator: {sim.url}")
 
+    log_path = settings.home / "logs" / f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
     try:
         instance = DagsterInstance.get()
         start, end = backfill_window(days, datetime.now(UTC))
-        with steps.step(f"Loading telemetry {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"):
+        steps.detail(f"run output (dbt, Dagster events): {log_path}")
+        with steps.step(f"Loading telemetry {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"), _run_output(log_path):
             for lower, upper in day_ranges(start, end):
                 result = run_job("telemetry_job", instance, start=lower, end=upper)
-                loaded = _metadata_value(result, "dagster/row_count")
-                steps.detail(f"{lower:%Y-%m-%d %H:%M} – {upper:%H:%M}: {loaded:,} readings (run {result.run_id[:8]})")
-        with steps.step("Building the dbt models (staging views, then the marts for the whole range)"):
-            run_job("unpartitioned_models_job", instance)
-            run_job("incremental_marts_job", instance, start=start, end=end)
+                loaded = _run_metadata(result, "rows_loaded_in_run")
+                steps.detail(f"{lower:%Y-%m-%d %H:%M} – {upper:%Y-%m-%d %H:%M}: {loaded:,} readings (run {result.run_id[:8]})")
+        with steps.step("Building the dbt models (staging views, then the marts for the whole range)"), _run_output(log_path):
+            for job in ("unpartitioned_models_job", "incremental_marts_job"):
+                bounds = {} if job == "unpartitioned_models_job" else {"start": start, "end": end}
+                result = run_job(job, instance, **bounds)
+                checks = result.get_asset_check_evaluations()
+                passed = sum(1 for c in checks if c.passed)
+                models = {event.asset_key for event in result.get_asset_materialization_events()}
+                steps.detail(f"{job}: {len(models)} models, {passed}/{len(checks)} checks passed (run {result.run_id[:8]})")
         with steps.step("Summarising"):
             engine = sa.create_engine(runtime.warehouse.sqlalchemy_url)
             report = summary(engine, start, end)
@@ -100,7 +110,7 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
 
         print()
         print(f"Readings loaded: {report['rows']:,}   Facilities: {len(report['latest'])}")
-        print("Latest 15-minute load per facility (marts.fct_load_15min):")
+        print("Latest complete 15-minute load per facility (marts.fct_load_15min):")
         print(f"  {'facility':<12} {'interval start (UTC)':<22} {'avg kW':>10} {'complete':>9}")
         for row in report["latest"]:
             print(
@@ -116,9 +126,30 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
         sim.stop()
 
 
-def _metadata_value(result, key: str) -> int:
-    total = 0
+@contextlib.contextmanager
+def _run_output(path: Path):
+    """Send what runs print (dbt's event stream, Dagster's debug logs) to a file: the
+    terminal keeps the progress lines, the UI and the file keep the detail."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    dagster_logger = logging.getLogger("dagster")
+    propagate = dagster_logger.propagate
+    dagster_logger.addHandler(handler)
+    dagster_logger.propagate = False
+    try:
+        with path.open("a") as stream, contextlib.redirect_stdout(stream):
+            yield
+    finally:
+        dagster_logger.removeHandler(handler)
+        dagster_logger.propagate = propagate
+        handler.close()
+
+
+def _run_metadata(result, key: str) -> int:
+    """A run-level figure, which every partition's materialisation of the run repeats."""
     for event in result.get_asset_materialization_events():
         value = event.materialization.metadata.get(key)
-        total += int(value.value) if value is not None else 0
-    return total
+        if value is not None:
+            return int(value.value)
+    return 0

@@ -1,0 +1,28 @@
+"""What a simulator instance simulates."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """The simulated world. Everything it serves is a pure function of these values and
+    the requested time, so an overlapping re-fetch returns identical data."""
+
+    seed: int = 42
+    facilities: int = 10
+    interval_s: int = 60
+    bad_row_rate: float = 0.0
+    now: Callable[[], datetime] | None = None
+
+    def __post_init__(self) -> None:
+        if self.facilities < 1:
+            raise ValueError("facilities must be at least 1")
+        if not 1 <= self.interval_s <= 3600 or 3600 % self.interval_s:
+            raise ValueError("interval_s must divide an hour (1–3600 s)")
+        if not 0.0 <= self.bad_row_rate <= 1.0:
+            raise ValueError("bad_row_rate must be within [0, 1]")
+
+    def current_time(self) -> datetime:
+        return self.now() if self.now is not None else datetime.now(UTC)

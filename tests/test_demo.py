@@ -1,0 +1,83 @@
+"""`wattline demo` end to end, as a user runs it, against the embedded server and against
+a server given by WATTLINE_DATABASE_URL."""
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from orchestration import embedded_postgres
+from tests.conftest import create_database, drop_database
+
+pytestmark = pytest.mark.e2e
+
+
+def run_demo(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "demo", "--facilities", "2", "--days", "1", "--no-serve"],
+        env={**os.environ, "WATTLINE_SIM_PORT": "0", **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def assert_marts_cover_the_last_day(database, facilities: int) -> None:
+    """Every facility has every quarter hour of the last day, up to a few minutes ago."""
+    engine = sa.create_engine(database.sqlalchemy_url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "select facility_id, count(*) as intervals, min(interval_start) as first, max(interval_start) as last, "
+            "now() - max(interval_start) as age, min(data_completeness) filter (where interval_end < now() - interval '2 minutes') as completeness "
+            "from marts.fct_load_15min group by facility_id"
+        )).all()
+    engine.dispose()
+    assert len(rows) == facilities
+    for row in rows:
+        # Contiguous: one row per quarter hour between the first and the last.
+        assert row.intervals == (row.last - row.first) / timedelta(minutes=15) + 1, row
+        assert row.intervals >= 23 * 4, row
+        assert row.age < timedelta(minutes=20), row
+        assert row.completeness == 1.0, row
+
+
+def test_demo_on_the_embedded_server(tmp_path):
+    home = tmp_path / "home"
+    try:
+        out = run_demo({"WATTLINE_HOME": str(home)})
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        assert "Readings loaded:" in out.stdout
+        url = embedded_postgres.running_url(home)
+        assert url is not None
+        from orchestration.database import Database
+
+        assert_marts_cover_the_last_day(Database(url=url).with_name("wattline"), facilities=2)
+        for step in ("[1/6]", "[6/6]"):
+            assert step in out.stdout
+    finally:
+        embedded_postgres.stop(home)
+
+
+def test_demo_against_a_configured_server_starts_no_embedded_one(tmp_path, pg_server):
+    warehouse = create_database(pg_server, "wattline_demo")
+    storage = create_database(pg_server, "dagster_demo")
+    try:
+        out = run_demo({
+            "WATTLINE_HOME": str(tmp_path / "home"),
+            "WATTLINE_DATABASE_URL": warehouse.url,
+            "WATTLINE_DAGSTER_DATABASE_URL": storage.url,
+        })
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        assert not (tmp_path / "home" / "pgdata").exists()
+        assert_marts_cover_the_last_day(warehouse, facilities=2)
+        # The runs are in the configured Dagster storage, where the UI will find them.
+        engine = sa.create_engine(storage.sqlalchemy_url)
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("select count(*) from runs where status = 'SUCCESS'")) >= 3
+        engine.dispose()
+    finally:
+        drop_database(pg_server, warehouse)
+        drop_database(pg_server, storage)
