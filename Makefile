@@ -11,10 +11,7 @@ MANIFEST := dbt_project/target/manifest.json
 export PATH := $(abspath $(BIN)):$(PATH)
 
 ARGS ?=
-PYTEST_# Tools the project runs as subprocesses (dbt, dagster-webserver) come from the venv.
-export PATH := $(abspath $(BIN)):$(PATH)
-
-ARGS ?=
+PYTEST_ARGS ?=
 
 .PHONY: demo test install manifest up validate clean
 
