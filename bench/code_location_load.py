@@ -6,12 +6,13 @@ code location can beat. Prints medians of --repeats samples.
 """
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _report import report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,13 +41,17 @@ def main() -> None:
     }
     figures["ratio_to_import_dagster"] = round(figures["load_median_s"] / figures["import_dagster_median_s"], 2)
 
-    print(f"{'measure':<38}{'seconds':>10}")
-    print(f"{'code location load (median)':<38}{figures['load_median_s']:>10.3f}")
-    print(f"{'code location load (max)':<38}{figures['load_max_s']:>10.3f}")
-    print(f"{'import dagster, the limit (median)':<38}{figures['import_dagster_median_s']:>10.3f}")
-    print(f"{'ratio load / limit':<38}{figures['ratio_to_import_dagster']:>10.2f}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+    report(
+        [
+            ("code location load (median)", f"{figures['load_median_s']:.3f}"),
+            ("code location load (max)", f"{figures['load_max_s']:.3f}"),
+            ("import dagster, the limit (median)", f"{figures['import_dagster_median_s']:.3f}"),
+            ("ratio load / limit", f"{figures['ratio_to_import_dagster']:.2f}"),
+        ],
+        figures,
+        args.json,
+        heading=("measure", "seconds"),
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 def run_demo(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "demo", "--facilities", "2", "--days", "1", "--no-serve"],
-        env={**os.environ, "WATTLINE_SIM_PORT": "0", **env},
+        env={**{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}, "WATTLINE_SIM_PORT": "0", **env},
         capture_output=True,
         text=True,
         timeout=600,

@@ -42,9 +42,14 @@ def _databases(server: Database) -> set[str]:
 
 @pytest.fixture
 def clean_env(monkeypatch):
+    """bootstrap() exports DAGSTER_HOME and the connection for child processes: put the
+    environment back afterwards so later tests do not inherit this test's instance."""
+    saved = dict(os.environ)
     for name in ("DAGSTER_HOME", DAGSTER_STORAGE_ENV, "WATTLINE_DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    return monkeypatch
+    yield monkeypatch
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_embedded_server_starts_is_reused_and_stops(clean_env, tmp_path):

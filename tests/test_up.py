@@ -24,7 +24,7 @@ def free_port() -> int:
 def test_up_serves_the_code_location_and_stops_cleanly(tmp_path, warehouse, dbt_manifest):
     port = free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
         "WATTLINE_HOME": str(tmp_path / "home"),
         "WATTLINE_DATABASE_URL": warehouse.url,
         "WATTLINE_UI_PORT": str(port),
