@@ -118,7 +118,9 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
                 f"{row.avg_kw:>10.1f} {row.data_completeness:>8.0%}"
             )
         print()
-        print(f"Query it: psql '{runtime.warehouse.url}' -c 'select * from marts.fct_load_15min limit 5'")
+        # A configured URL may carry a password: point at the variable, never echo it.
+        target = f"'{runtime.warehouse.url}'" if runtime.warehouse.embedded else '"$WATTLINE_DATABASE_URL"'
+        print(f"Query it: psql {target} -c 'select * from marts.fct_load_15min limit 5'")
         if not serve:
             return 0
         return serve_forever(settings)

@@ -2,12 +2,9 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from orchestration.partitions import hourly_partitions
-
 telemetry_job = define_asset_job(
     "telemetry_job",
     selection=AssetSelection.groups("telemetry"),
-    partitions_def=hourly_partitions,
     description="Load meter readings for a range of hours (one run per backfill range).",
 )
 
@@ -16,7 +13,6 @@ incremental_marts_job = define_asset_job(
     selection=AssetSelection.groups("telemetry").downstream()
     - AssetSelection.groups("telemetry")
     - AssetSelection.key_prefixes("staging"),
-    partitions_def=hourly_partitions,
     description="Rebuild the time-partitioned marts for a range of hours from the raw tables.",
 )
 

@@ -20,7 +20,7 @@ DDL_LOCK_KEY = 7_201_001
 
 def ensure_warehouse_schema(database: Database) -> None:
     """Create the raw and ops schemas and tables if they are missing."""
-    ddl = package_files.files("resources").joinpath("sql/raw_schema.sql").read_text()
+    ddl = package_files.files("resources").joinpath("raw_schema.sql").read_text()
     engine = sa.create_engine(database.sqlalchemy_url)
     try:
         with engine.begin() as conn:

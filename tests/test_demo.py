@@ -72,6 +72,7 @@ def test_demo_against_a_configured_server_starts_no_embedded_one(tmp_path, pg_se
         })
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         assert not (tmp_path / "home" / "pgdata").exists()
+        assert '"$WATTLINE_DATABASE_URL"' in out.stdout
         assert_marts_cover_the_last_day(warehouse, facilities=2)
         # The runs are in the configured Dagster storage, where the UI will find them.
         engine = sa.create_engine(storage.sqlalchemy_url)

@@ -96,7 +96,7 @@ def test_load_shapes_are_believable(sim):
         return rows
 
     office = local("office")
-    weekday = office[office.local.dt.weekday < 5]
+    weekday = office[office.local.dt.day_of_week < 5]
     day = weekday[weekday.local.dt.hour.between(10, 15)].active_power_kw.mean()
     night = weekday[weekday.local.dt.hour.between(1, 4)].active_power_kw.mean()
     assert day > 2 * night
