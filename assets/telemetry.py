@@ -6,15 +6,27 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
+    Config,
     MaterializeResult,
     MetadataValue,
     asset,
 )
+from pydantic import Field
 
 from orchestration.partitions import hourly_partitions
-from resources.copy_loader import read_csv_header, replace_window
 from resources.postgres import PostgresResource
-from resources.telemetry_api import READING_COLUMNS, TelemetryApiResource
+from resources.readings_loader import ReadingRules, load_window
+from resources.telemetry_api import TelemetryApiResource
+
+
+class ReadingRulesConfig(Config):
+    """Bounds a reading must respect to load; the rest is quarantined with the rule it broke."""
+
+    voltage_min_v: float = Field(default=ReadingRules.voltage_min_v, description="Lowest plausible RMS voltage, V.")
+    voltage_max_v: float = Field(default=ReadingRules.voltage_max_v, description="Highest plausible RMS voltage, V.")
+    future_tolerance_s: int = Field(
+        default=ReadingRules.future_tolerance_s, description="Clock skew tolerated before a timestamp counts as future, s."
+    )
 
 def day_chunks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
     """Split [start, end) at midnight UTC.
@@ -35,6 +47,7 @@ def day_chunks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]
 
 @asset(
     key=AssetKey(["raw", "meter_readings"]),
+    deps=[AssetKey(["raw", "meters"])],
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     group_name="telemetry",
@@ -43,6 +56,7 @@ def day_chunks(start: datetime, end: datetime) -> list[tuple[datetime, datetime]
 )
 def meter_readings(
     context: AssetExecutionContext,
+    config: ReadingRulesConfig,
     telemetry_api: TelemetryApiResource,
     postgres: PostgresResource,
 ) -> MaterializeResult:
@@ -50,30 +64,28 @@ def meter_readings(
     per meter and interval start, in `raw.meter_readings` (partitioned by UTC day).
 
     Each run replaces its hours in one transaction per day, so reruns and overlapping
-    backfills never duplicate or half-write. Repeated readings in the source keep one
-    row; readings outside the requested window are ignored and counted.
+    backfills never duplicate or half-write. Rows that break a rule (unparseable values,
+    NaN, negative energy, power factor outside [0, 1], voltage outside the band, future
+    or out-of-window timestamps, repeated keys, unknown meters) go to
+    `raw.meter_readings_rejected` with the rule; the good rows of the window still load.
     """
     window = context.partition_time_window
-    totals = {"received": 0, "loaded": 0, "duplicate": 0, "outside": 0, "replaced": 0}
+    rules = ReadingRules(**config.model_dump())
+    totals = {"received": 0, "loaded": 0, "replaced": 0}
+    rejected: dict[str, int] = {}
+    slow_path = False
     for start, end in day_chunks(window.start, window.end):
-        with telemetry_api.stream_readings(start, end) as body:
-            columns = read_csv_header(body, READING_COLUMNS)
-            result = replace_window(
-                postgres.engine,
-                table="raw.meter_readings",
-                csv_body=body,
-                columns=columns,
-                time_column="ts",
-                key_columns=("meter_id", "ts"),
-                start=start,
-                end=end,
-            )
-        totals["received"] += result.rows_received
-        totals["loaded"] += result.rows_loaded
-        totals["duplicate"] += result.rows_duplicate
-        totals["outside"] += result.rows_outside_window
-        totals["replaced"] += result.rows_replaced
-        context.log.info(f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC: {result.rows_loaded:,} readings loaded")
+        result = load_window(postgres.engine, lambda s=start, e=end: telemetry_api.stream_readings(s, e), start, end, rules)
+        totals["received"] += result.received
+        totals["loaded"] += result.loaded
+        totals["replaced"] += result.replaced
+        for rule, count in result.rejected.items():
+            rejected[rule] = rejected.get(rule, 0) + count
+        slow_path = slow_path or result.slow_path
+        context.log.info(
+            f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC: {result.loaded:,} readings loaded, "
+            f"{result.rejected_total:,} quarantined {result.rejected or ''}"
+        )
 
     with postgres.connection() as conn:
         stats = conn.exec_driver_sql(
@@ -88,8 +100,9 @@ def meter_readings(
         "rows_loaded_in_run": totals["loaded"],
         "hours_in_run": len(context.partition_keys),
         "rows_received": totals["received"],
-        "rows_duplicate_dropped": totals["duplicate"],
-        "rows_outside_window": totals["outside"],
+        "rows_rejected": sum(rejected.values()),
+        **{f"rejected/{rule}": count for rule, count in sorted(rejected.items())},
+        "malformed_delivery": slow_path,
         "rows_replaced": totals["replaced"],
         "facilities": stats[0],
         "meters": stats[1],

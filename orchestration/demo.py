@@ -91,10 +91,13 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
         start, end = backfill_window(days, datetime.now(UTC))
         steps.detail(f"run output (dbt, Dagster events): {log_path}")
         with steps.step(f"Loading telemetry {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"), _run_output(log_path):
+            result = run_job("registry_job", instance)
+            steps.detail(f"registry: {_run_metadata(result, 'active', asset='raw/meters')} active meters (run {result.run_id[:8]})")
             for lower, upper in day_ranges(start, end):
                 result = run_job("telemetry_job", instance, start=lower, end=upper)
                 loaded = _run_metadata(result, "rows_loaded_in_run")
-                steps.detail(f"{lower:%Y-%m-%d %H:%M} – {upper:%Y-%m-%d %H:%M}: {loaded:,} readings (run {result.run_id[:8]})")
+                rejected = _run_metadata(result, "rows_rejected")
+                steps.detail(f"{lower:%Y-%m-%d %H:%M} – {upper:%Y-%m-%d %H:%M}: {loaded:,} readings, {rejected:,} quarantined (run {result.run_id[:8]})")
         with steps.step("Building the dbt models (staging views, then the marts for the whole range)"), _run_output(log_path):
             for job in ("unpartitioned_models_job", "incremental_marts_job"):
                 bounds = {} if job == "unpartitioned_models_job" else {"start": start, "end": end}
@@ -148,9 +151,11 @@ def _run_output(path: Path):
         handler.close()
 
 
-def _run_metadata(result, key: str) -> int:
+def _run_metadata(result, key: str, asset: str | None = None) -> int:
     """A run-level figure, which every partition's materialisation of the run repeats."""
     for event in result.get_asset_materialization_events():
+        if asset is not None and event.asset_key.to_user_string() != asset:
+            continue
         value = event.materialization.metadata.get(key)
         if value is not None:
             return int(value.value)

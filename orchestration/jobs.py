@@ -2,6 +2,12 @@
 
 from dagster import AssetSelection, define_asset_job
 
+registry_job = define_asset_job(
+    "registry_job",
+    selection=AssetSelection.groups("registry"),
+    description="Refresh the facility and meter registry from the head-end API.",
+)
+
 telemetry_job = define_asset_job(
     "telemetry_job",
     selection=AssetSelection.groups("telemetry"),

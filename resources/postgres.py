@@ -23,9 +23,10 @@ def ensure_warehouse_schema(database: Database) -> None:
     ddl = package_files.files("resources").joinpath("raw_schema.sql").read_text()
     engine = sa.create_engine(database.sqlalchemy_url)
     try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("select pg_advisory_xact_lock(:k)"), {"k": DDL_LOCK_KEY})
-            conn.exec_driver_sql(ddl)
+        with engine.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+            cur.execute("select pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+            # No parameters: the DDL's own % signs (format() patterns) stay literal.
+            cur.execute(ddl)
     finally:
         engine.dispose()
 

@@ -25,3 +25,90 @@ create table if not exists raw.meter_readings (
 comment on table raw.meter_readings is
     'Meter interval readings as delivered by the head-end API; ts is the interval start (UTC), '
     'energy_kwh the energy over [ts, ts + interval_s). Partitioned by UTC day.';
+
+create table if not exists raw.meter_readings_rejected (
+    window_start        timestamptz      not null,
+    window_end          timestamptz      not null,
+    -- The hour the row is filed under: its own when its timestamp is in the window,
+    -- else the window's first hour. Reloading hours replaces their rejected rows.
+    hour                timestamptz      not null,
+    reason              text             not null,
+    line                bigint,
+    ts                  text,
+    meter_id            text,
+    facility_id         text,
+    interval_s          text,
+    energy_kwh          text,
+    active_power_kw     text,
+    reactive_power_kvar text,
+    voltage_v           text,
+    current_a           text,
+    power_factor        text,
+    frequency_hz        text,
+    energy_source       text,
+    row_hash            text             not null,
+    occurrence          integer          not null,
+    _loaded_at          timestamptz      not null default now(),
+    -- The same delivered row, however the hours around it are reloaded, is kept once.
+    primary key (row_hash, occurrence)
+);
+create index if not exists meter_readings_rejected_hour on raw.meter_readings_rejected (hour);
+
+comment on table raw.meter_readings_rejected is
+    'Meter readings that broke a rule, with the rule (reason) and the values as delivered; '
+    'good rows of the same window load into raw.meter_readings.';
+
+create table if not exists raw.facilities (
+    facility_id         text             primary key,
+    name                text             not null,
+    archetype           text,
+    timezone            text             not null,
+    latitude            double precision,
+    longitude           double precision,
+    contract_demand_kw  double precision,
+    price_zone          text,
+    grid_zone           text,
+    active              boolean          not null default true,
+    first_seen_at       timestamptz      not null default now(),
+    last_seen_at        timestamptz      not null default now(),
+    _loaded_at          timestamptz      not null default now()
+);
+
+create table if not exists raw.meters (
+    meter_id            text             primary key,
+    facility_id         text             not null,
+    energy_source       text,
+    end_use             text,
+    interval_s          integer,
+    active              boolean          not null default true,
+    first_seen_at       timestamptz      not null default now(),
+    last_seen_at        timestamptz      not null default now(),
+    _loaded_at          timestamptz      not null default now()
+);
+
+comment on table raw.meters is
+    'Meter registry from the head-end API; a meter the API no longer lists is marked inactive, never deleted.';
+
+-- raw.valid_input(value, type): can `value` be cast to `type`? Used only on the slow
+-- path for malformed deliveries. PostgreSQL 16+ answers natively and fast; older
+-- servers trap the cast error per value.
+do $$
+begin
+    if current_setting('server_version_num')::int >= 160000 then
+        execute $f$
+            create or replace function raw.valid_input(value text, type_name text) returns boolean
+            language sql stable as 'select pg_input_is_valid(value, type_name)'
+        $f$;
+    else
+        execute $f$
+            create or replace function raw.valid_input(value text, type_name text) returns boolean
+            language plpgsql stable as $body$
+            begin
+                execute format('select %L::%s', value, type_name);
+                return true;
+            exception when others then
+                return false;
+            end $body$
+        $f$;
+    end if;
+end $$;

@@ -55,6 +55,39 @@ class TelemetryApiResource(ConfigurableResource):
             )
         return url.rstrip("/")
 
+    def facilities(self) -> list[dict]:
+        """The facility registry (`GET /v1/facilities`)."""
+        return self._registry("facilities", ("facility_id", "name", "timezone"))
+
+    def meters(self) -> list[dict]:
+        """The meter registry (`GET /v1/meters`)."""
+        return self._registry("meters", ("meter_id", "facility_id"))
+
+    def _registry(self, entity: str, required: tuple[str, ...]) -> list[dict]:
+        session = build_session(retries=self.max_retries, backoff_factor=self.backoff_factor)
+        url = f"{self.resolved_base_url()}/v1/{entity}"
+        try:
+            response = get_checked(
+                session, url, params=None, timeout=(self.connect_timeout_s, self.read_timeout_s),
+                expected=f"a JSON list of {entity}",
+            )
+            try:
+                rows = response.json()
+            except ValueError:
+                raise SourceError(f"GET {url} answered a body that is not JSON; expected a JSON list of {entity}") from None
+        finally:
+            session.close()
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise SourceError(f"GET {url} answered {type(rows).__name__}; expected a JSON list of {entity}")
+        incomplete = [r for r in rows if any(not r.get(key) for key in required)]
+        if incomplete:
+            raise SourceError(f"GET {url}: {len(incomplete)} {entity} lack one of {required}, e.g. {incomplete[0]}")
+        if not rows:
+            # An empty registry is far likelier an API fault than a fleet that vanished:
+            # loading it would retire every meter.
+            raise SourceError(f"GET {url} listed no {entity}; refusing to mark every one inactive")
+        return rows
+
     @contextlib.contextmanager
     def stream_readings(self, start: datetime, end: datetime) -> Iterator[BinaryIO]:
         """The readings with start <= ts < end as a CSV byte stream (header first).

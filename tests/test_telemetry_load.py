@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from assets.registry import facilities, meters
 from assets.telemetry import day_chunks, meter_readings
 from orchestration.runs import hourly_range_tags
 from resources.postgres import PostgresResource
@@ -32,8 +33,15 @@ def simulator():
         yield server
 
 
+@pytest.fixture(scope="module")
+def registry(warehouse, simulator):
+    """The meter registry, which readings are checked against."""
+    resources = {"postgres": PostgresResource(url=warehouse.url), "telemetry_api": TelemetryApiResource(base_url=simulator.url)}
+    assert materialize([facilities, meters], resources=resources).success
+
+
 @pytest.fixture
-def resources(warehouse, simulator):
+def resources(warehouse, simulator, registry):
     return {
         "postgres": PostgresResource(url=warehouse.url),
         "telemetry_api": TelemetryApiResource(base_url=simulator.url, max_retries=0),
@@ -97,7 +105,7 @@ def test_a_partition_holds_exactly_what_the_source_served(engine, simulator, res
     assert metadata["dagster/row_count"].value == len(expected)
     assert metadata["rows_loaded_in_run"].value == len(expected)
     assert metadata["facilities"].value == FACILITIES
-    assert metadata["rows_duplicate_dropped"].value == 0
+    assert metadata["rows_rejected"].value == 0
 
 
 def test_rerun_and_overlapping_backfill_replace_and_never_duplicate(engine, simulator, resources):
@@ -135,7 +143,7 @@ def test_a_backfill_across_midnight_loads_both_days(engine, simulator, resources
     assert {"meter_readings_20260104", "meter_readings_20260105"} <= partitions
 
 
-def test_a_source_error_fails_the_run_and_writes_nothing(engine, simulator, warehouse):
+def test_a_source_error_fails_the_run_and_writes_nothing(engine, simulator, warehouse, registry):
     key = "2026-01-05-10:00"
     good = {"postgres": PostgresResource(url=warehouse.url), "telemetry_api": TelemetryApiResource(base_url=simulator.url)}
     assert materialize([meter_readings], resources=good, partition_key=key).success
@@ -164,7 +172,7 @@ def cut_server(upstream: str) -> BackgroundServer:
     return BackgroundServer(Starlette(routes=[Route("/v1/readings", readings)]))
 
 
-def test_a_body_cut_mid_stream_rolls_the_window_back(engine, simulator, warehouse):
+def test_a_body_cut_mid_stream_rolls_the_window_back(engine, simulator, warehouse, registry):
     key = "2026-01-05-10:00"
     good = {"postgres": PostgresResource(url=warehouse.url), "telemetry_api": TelemetryApiResource(base_url=simulator.url)}
     assert materialize([meter_readings], resources=good, partition_key=key).success
@@ -178,7 +186,7 @@ def test_a_body_cut_mid_stream_rolls_the_window_back(engine, simulator, warehous
     assert duplicates(engine) == 0
 
 
-def test_no_source_configured_is_a_clear_error(warehouse, monkeypatch):
+def test_no_source_configured_is_a_clear_error(warehouse, registry, monkeypatch):
     from orchestration.settings import get_settings
 
     monkeypatch.delenv("WATTLINE_TELEMETRY_API_URL", raising=False)

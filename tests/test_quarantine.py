@@ -1,0 +1,160 @@
+"""Every rule quarantines exactly the rows that break it, and the good rows still load."""
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import sqlalchemy as sa
+from dagster import materialize
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+from assets.registry import facilities, meters
+from assets.telemetry import meter_readings
+from resources.postgres import PostgresResource
+from resources.telemetry_api import TelemetryApiResource
+from simulator.config import SimulatorConfig
+from simulator.server import BackgroundServer, SimulatorServer
+
+# A recent hour on the real clock: "future" rows (the head-end's clock running a month
+# ahead) are only in the future, for the database's now(), near the present.
+HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+KEY = HOUR.strftime("%Y-%m-%d-%H:%M")
+
+
+@pytest.fixture(scope="module")
+def dirty_simulator():
+    config = SimulatorConfig(seed=21, facilities=6, interval_s=60, bad_row_rate=0.04)
+    with SimulatorServer(config) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def resources(warehouse, dirty_simulator):
+    resources = {"postgres": PostgresResource(url=warehouse.url), "telemetry_api": TelemetryApiResource(base_url=dirty_simulator.url)}
+    assert materialize([facilities, meters], resources=resources).success
+    return resources
+
+
+def expected_rules(frame: pd.DataFrame, known_meters: set[str], start: datetime, end: datetime) -> pd.Series:
+    """The rule each delivered row breaks, decided in pandas, independently of the SQL."""
+    ts = pd.to_datetime(frame.ts, utc=True)
+    rule = pd.Series(None, index=frame.index, dtype=object)
+
+    def mark(mask, name):
+        rule[mask & rule.isna()] = name
+
+    mark(~np.isfinite(frame.energy_kwh) | ~np.isfinite(frame.power_factor) | ~np.isfinite(frame.voltage_v), "not_a_number")
+    mark(frame.energy_kwh < 0, "negative_energy")
+    mark((frame.power_factor < 0) | (frame.power_factor > 1), "power_factor_out_of_range")
+    mark((frame.voltage_v < 80) | (frame.voltage_v > 600), "voltage_out_of_band")
+    mark(ts > pd.Timestamp.now(tz="UTC") + pd.Timedelta(minutes=5), "future_timestamp")
+    mark((ts < start) | (ts >= end), "outside_window")
+    mark(~frame.meter_id.isin(known_meters), "unknown_meter")
+    good = rule.isna()
+    repeated = frame[good].duplicated(subset=["meter_id", "ts"], keep="first")
+    rule[repeated[repeated].index] = "duplicate_key"
+    return rule
+
+
+def test_each_rule_quarantines_exactly_its_rows(engine, dirty_simulator, resources):
+    end = HOUR + timedelta(hours=1)
+    body = requests.get(f"{dirty_simulator.url}/v1/readings", params={"start": HOUR.isoformat(), "end": end.isoformat()}, timeout=30).text
+    frame = pd.read_csv(io.StringIO(body))
+    known = {m["meter_id"] for m in requests.get(f"{dirty_simulator.url}/v1/meters", timeout=10).json()}
+    expected = expected_rules(frame, known, HOUR, end)
+    expected_counts = expected.value_counts().to_dict()
+    assert set(expected_counts) == {
+        "not_a_number", "negative_energy", "power_factor_out_of_range", "voltage_out_of_band",
+        "future_timestamp", "duplicate_key", "unknown_meter",
+    }, "the simulator should produce every kind of bad row in this hour"
+
+    result = materialize([meter_readings], resources=resources, partition_key=KEY)
+    assert result.success
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert {k.removeprefix("rejected/"): v.value for k, v in metadata.items() if k.startswith("rejected/")} == expected_counts
+    assert metadata["rows_loaded_in_run"].value == expected.isna().sum()
+    assert metadata["rows_received"].value == len(frame)
+
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.text(
+            "select reason, count(*) from raw.meter_readings_rejected where window_start = :s group by reason"
+        ), {"s": HOUR}).all())
+        loaded = conn.execute(sa.text(
+            "select count(*), count(*) filter (where energy_kwh < 0 or energy_kwh = 'NaN' or power_factor > 1 or voltage_v = 0) "
+            "from raw.meter_readings where ts >= :s and ts < :e"
+        ), {"s": HOUR, "e": end}).one()
+        sample = conn.execute(sa.text(
+            "select meter_id, energy_kwh from raw.meter_readings_rejected where reason = 'negative_energy' limit 1"
+        )).one()
+    assert stored == expected_counts
+    assert loaded == (expected.isna().sum(), 0)
+    assert sample.meter_id in known and float(sample.energy_kwh) < 0  # the values as delivered
+
+
+def test_reruns_keep_counts_and_checksums_identical(engine, resources):
+    outcomes = []
+    for _ in range(3):
+        assert materialize([meter_readings], resources=resources, partition_key=KEY).success
+        with engine.connect() as conn:
+            outcomes.append(conn.execute(sa.text(
+                "select (select count(*) from raw.meter_readings where ts >= :s and ts < :e), "
+                "(select sum(energy_kwh) from raw.meter_readings where ts >= :s and ts < :e), "
+                "(select md5(string_agg(meter_id || ts::text || energy_kwh::text, ',' order by meter_id, ts)) "
+                " from raw.meter_readings where ts >= :s and ts < :e), "
+                "(select count(*) from raw.meter_readings_rejected)"
+            ), {"s": HOUR, "e": HOUR + timedelta(hours=1)}).one())
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+
+
+def test_malformed_lines_are_quarantined_and_the_rest_loads(engine, warehouse, resources):
+    at = lambda minute: (HOUR + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    lines = [
+        "ts,meter_id,facility_id,interval_s,energy_kwh,active_power_kw,reactive_power_kvar,voltage_v,current_a,power_factor,frequency_hz,energy_source",
+        f"{at(0)},MTR-0001-01,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,grid",
+        f"{at(1)},MTR-0001-01,FAC-0001,60,lots,90.0,10.0,230.0,130.0,0.95,50.0,grid",
+        "2026-13-45T99:00:00Z,MTR-0001-01,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,grid",
+        f"{at(3)},MTR-0001-01,FAC-0001,60,1.5,90.0",
+        f"{at(4)},MTR-0001-02,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,grid",
+    ]
+
+    async def readings(request):
+        return Response("\n".join(lines) + "\n", media_type="text/csv")
+
+    with BackgroundServer(Starlette(routes=[Route("/v1/readings", readings)])) as server:
+        broken = {**resources, "telemetry_api": TelemetryApiResource(base_url=server.url)}
+        result = materialize([meter_readings], resources=broken, partition_key=KEY)
+    assert result.success
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["malformed_delivery"].value is True
+    assert metadata["rejected/malformed_value"].value == 2
+    assert metadata["rejected/malformed_row"].value == 1
+    assert metadata["rows_loaded_in_run"].value == 2
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "select reason, ts, energy_kwh from raw.meter_readings_rejected where window_start = :s order by line"
+        ), {"s": HOUR}).all()
+    assert [(r.reason, r.ts, r.energy_kwh) for r in rows] == [
+        ("malformed_value", at(1), "lots"),
+        ("malformed_value", "2026-13-45T99:00:00Z", "1.5"),
+        ("malformed_row", at(3), "1.5"),
+    ]
+
+
+def test_an_empty_registry_stops_the_load_instead_of_quarantining_everything(warehouse, dirty_simulator):
+    from tests.conftest import create_database, drop_database
+
+    server = warehouse.with_name("postgres")
+    empty = create_database(server, "wattline_empty")
+    try:
+        resources = {"postgres": PostgresResource(url=empty.url), "telemetry_api": TelemetryApiResource(base_url=dirty_simulator.url)}
+        result = materialize([meter_readings], resources=resources, partition_key=KEY, raise_on_error=False)
+        assert not result.success
+        error = result.get_step_failure_events()[0].step_failure_data.error
+        assert "registry is empty" in (error.cause.message if error.cause else error.message)
+    finally:
+        drop_database(server, empty)
