@@ -1,5 +1,6 @@
 """dbt models on real PostgreSQL through Dagster: hand-checked numbers, window replacement."""
 
+import contextlib
 import io
 from datetime import UTC, datetime, timedelta
 
@@ -9,7 +10,7 @@ from dagster import TimeWindow, materialize
 
 from assets.dbt_models import dbt_incremental_models, dbt_models, partition_window_vars
 from orchestration.runs import hourly_range_tags
-from resources.copy_loader import replace_window
+from resources.readings_loader import ReadingRules, load_hour
 from resources.dbt import dbt_cli
 from resources.postgres import PostgresResource
 from resources.telemetry_api import READING_COLUMNS
@@ -22,12 +23,18 @@ def reading(facility, meter, minute, kwh, kw, interval_s=300):
     return [ts.strftime("%Y-%m-%dT%H:%M:%SZ"), meter, facility, interval_s, kwh, kw, 1.0, 230.0, 10.0, 0.95, 50.0, "grid"]
 
 
-def load(engine, rows, start, end):
-    body = io.BytesIO("\n".join(",".join(map(str, r)) for r in rows).encode() + b"\n")
-    return replace_window(
-        engine, table="raw.meter_readings", csv_body=body, columns=READING_COLUMNS,
-        time_column="ts", key_columns=("meter_id", "ts"), start=start, end=end,
-    )
+def load(engine, rows, hour):
+    """Load hand-made readings for one hour through the real loader (registry included)."""
+    header = ",".join(READING_COLUMNS)
+    body = (header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n").encode()
+    with engine.begin() as conn:
+        for meter, facility in {(r[1], r[2]) for r in rows}:
+            conn.execute(sa.text(
+                "insert into raw.meters (meter_id, facility_id) values (:m, :f) on conflict do nothing"
+            ), {"m": meter, "f": facility})
+    result = load_hour(engine, lambda: contextlib.nullcontext(io.BytesIO(body)), hour, ReadingRules())
+    assert result.rejected_total == 0, result.rejected
+    return result
 
 
 def fct(engine):
@@ -65,8 +72,8 @@ def test_load_15min_numbers_and_window_replacement(engine, resources):
         reading("F2", "M9", 30, 0.25, 3.0), reading("F2", "M9", 35, 0.25, 3.0), reading("F2", "M9", 40, 0.5, 6.0),
     ]
     second_hour = [reading("F1", "M1", 60, 4.0, 48.0)]
-    load(engine, first_hour, T0, T0 + timedelta(hours=1))
-    load(engine, second_hour, T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+    load(engine, first_hour, T0)
+    load(engine, second_hour, T0 + timedelta(hours=1))
 
     assert materialize([dbt_models], resources=resources).success
     result = materialize(
@@ -85,7 +92,7 @@ def test_load_15min_numbers_and_window_replacement(engine, resources):
 
     # The source drops F2 from the first hour and revises F1: rebuilding that one
     # partition replaces its window (F2 is gone, not left stale) and leaves hour two alone.
-    load(engine, [reading("F1", "M1", 0, 1.5, 18.0)], T0, T0 + timedelta(hours=1))
+    load(engine, [reading("F1", "M1", 0, 1.5, 18.0)], T0)
     assert materialize([dbt_incremental_models], resources=resources, partition_key="2026-01-05-10:00").success
     assert fct(engine) == [
         ("F1", t(0), 1.5, 6.0, 18.0, 18.0, 1, 1, pytest.approx(0.3333, abs=1e-4)),

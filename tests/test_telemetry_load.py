@@ -14,7 +14,7 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from assets.registry import facilities, meters
-from assets.telemetry import day_chunks, meter_readings
+from assets.telemetry import hours, meter_readings
 from orchestration.runs import hourly_range_tags
 from resources.postgres import PostgresResource
 from resources.telemetry_api import TelemetryApiResource
@@ -104,7 +104,6 @@ def test_a_partition_holds_exactly_what_the_source_served(engine, simulator, res
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["dagster/row_count"].value == len(expected)
     assert metadata["rows_loaded_in_run"].value == len(expected)
-    assert metadata["facilities"].value == FACILITIES
     assert metadata["rows_rejected"].value == 0
 
 
@@ -124,7 +123,7 @@ def test_rerun_and_overlapping_backfill_replace_and_never_duplicate(engine, simu
 
 def test_a_backfill_across_midnight_loads_both_days(engine, simulator, resources):
     start, end = datetime(2026, 1, 4, 22, tzinfo=UTC), datetime(2026, 1, 5, 2, tzinfo=UTC)
-    assert day_chunks(start, end) == [(start, datetime(2026, 1, 5, tzinfo=UTC)), (datetime(2026, 1, 5, tzinfo=UTC), end)]
+    assert hours(start, end) == [start + timedelta(hours=i) for i in range(4)]
     result = materialize([meter_readings], resources=resources, tags=hourly_range_tags(start, end))
     assert result.success
     expected = source_rows(simulator, start, end)
@@ -136,11 +135,17 @@ def test_a_backfill_across_midnight_loads_both_days(engine, simulator, resources
         assert event.materialization.metadata["rows_loaded_in_run"].value == len(expected)
         assert "dagster/row_count" not in event.materialization.metadata
     with engine.connect() as conn:
-        partitions = set(conn.scalars(sa.text(
+        days = set(conn.scalars(sa.text(
             "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
             "where i.inhparent = 'raw.meter_readings'::regclass"
         )))
-    assert {"meter_readings_20260104", "meter_readings_20260105"} <= partitions
+        hours_of_jan_5 = set(conn.scalars(sa.text(
+            "select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid "
+            "where i.inhparent = 'raw.meter_readings_20260105'::regclass"
+        )))
+    # Days partition the table; hours partition each day.
+    assert {"meter_readings_20260104", "meter_readings_20260105"} <= days
+    assert {"meter_readings_20260105_00", "meter_readings_20260105_01"} <= hours_of_jan_5
 
 
 def test_a_source_error_fails_the_run_and_writes_nothing(engine, simulator, warehouse, registry):
