@@ -12,39 +12,48 @@ create table {load} (like raw.meter_readings including defaults);
 -- name: clear_rejected
 delete from raw.meter_readings_rejected where hour >= %(start)s and hour < %(end)s;
 
--- name: quarantine
--- One scan: every rule but duplicates (the unique index finds those), first match wins.
+-- name: verdicts
+create temp table _verdicts (row_ctid tid, reason text) on commit drop;
+
+-- name: judge_rules
+-- One scan, every rule but duplicates (the primary key finds those); first match wins.
+insert into _verdicts (row_ctid, reason)
+select ctid, reason
+from (
+    select
+        ctid,
+        case
+            when ts is null or coalesce(meter_id, '') = '' or coalesce(facility_id, '') = ''
+                 or interval_s is null or energy_kwh is null then 'missing_value'
+            -- NaN compares false with everything here, so this catches NaN and ±Infinity.
+            when not (abs(energy_kwh) < 'Infinity' and abs(active_power_kw) < 'Infinity'
+                      and abs(power_factor) < 'Infinity' and abs(voltage_v) < 'Infinity') then 'not_a_number'
+            when energy_kwh < 0 then 'negative_energy'
+            when power_factor < 0 or power_factor > 1 then 'power_factor_out_of_range'
+            when voltage_v < %(voltage_min_v)s or voltage_v > %(voltage_max_v)s then 'voltage_out_of_band'
+            when ts > now() + make_interval(secs => %(future_tolerance_s)s) then 'future_timestamp'
+            when ts < %(start)s or ts >= %(end)s then 'outside_window'
+            when meter_id not in (select meter_id from raw.meters) then 'unknown_meter'
+        end as reason
+    from {load}
+) as judged
+where reason is not null;
+
+-- name: judge_duplicates
+-- Only when the primary key found repeats: every copy after a key's first delivered
+-- row (a fresh table filled by one COPY holds rows in delivery order).
+insert into _verdicts (row_ctid, reason)
+select ctid, 'duplicate_key'
+from (select ctid, row_number() over (partition by meter_id, ts order by ctid) as n from {load}) as ranked
+where n > 1;
+
+-- name: move_rejected
+-- The judged rows leave the load for raw.meter_readings_rejected, values as delivered.
 with bad as (
     delete from {load} as r
-    where (
-        case
-            when r.ts is null or coalesce(r.meter_id, '') = '' or coalesce(r.facility_id, '') = ''
-                 or r.interval_s is null or r.energy_kwh is null then 'missing_value'
-            -- NaN compares false with everything here, so this catches NaN and ±Infinity.
-            when not (abs(r.energy_kwh) < 'Infinity' and abs(r.active_power_kw) < 'Infinity'
-                      and abs(r.power_factor) < 'Infinity' and abs(r.voltage_v) < 'Infinity') then 'not_a_number'
-            when r.energy_kwh < 0 then 'negative_energy'
-            when r.power_factor < 0 or r.power_factor > 1 then 'power_factor_out_of_range'
-            when r.voltage_v < %(voltage_min_v)s or r.voltage_v > %(voltage_max_v)s then 'voltage_out_of_band'
-            when r.ts > now() + make_interval(secs => %(future_tolerance_s)s) then 'future_timestamp'
-            when r.ts < %(start)s or r.ts >= %(end)s then 'outside_window'
-            when r.meter_id not in (select meter_id from raw.meters) then 'unknown_meter'
-        end
-    ) is not null
-    returning r.*,
-        case
-            when r.ts is null or coalesce(r.meter_id, '') = '' or coalesce(r.facility_id, '') = ''
-                 or r.interval_s is null or r.energy_kwh is null then 'missing_value'
-            -- NaN compares false with everything here, so this catches NaN and ±Infinity.
-            when not (abs(r.energy_kwh) < 'Infinity' and abs(r.active_power_kw) < 'Infinity'
-                      and abs(r.power_factor) < 'Infinity' and abs(r.voltage_v) < 'Infinity') then 'not_a_number'
-            when r.energy_kwh < 0 then 'negative_energy'
-            when r.power_factor < 0 or r.power_factor > 1 then 'power_factor_out_of_range'
-            when r.voltage_v < %(voltage_min_v)s or r.voltage_v > %(voltage_max_v)s then 'voltage_out_of_band'
-            when r.ts > now() + make_interval(secs => %(future_tolerance_s)s) then 'future_timestamp'
-            when r.ts < %(start)s or r.ts >= %(end)s then 'outside_window'
-            else 'unknown_meter'
-        end as reason
+    using _verdicts as v
+    where r.ctid = v.row_ctid
+    returning r.*, v.reason
 ),
 stored as (
     insert into raw.meter_readings_rejected (
@@ -68,42 +77,13 @@ stored as (
 -- Counted from `bad`, so rows an overlapping earlier load already stored count too.
 select reason, count(*) from bad group by reason;
 
+-- name: clear_verdicts
+truncate _verdicts;
+
 -- name: unique_index
 -- A primary key, not just a unique index: ATTACH would otherwise build the parent's
 -- key all over again, under the lock.
 alter table {load} add constraint {index} primary key (meter_id, ts);
-
--- name: drop_duplicates
--- Only when the unique index found repeats: keep each key's first delivered row
--- (a fresh table filled by one COPY holds rows in delivery order).
-with repeated as (
-    delete from {load} as r
-    using (
-        select ctid
-        from (select ctid, row_number() over (partition by meter_id, ts order by ctid) as n from {load}) as ranked
-        where n > 1
-    ) as later
-    where r.ctid = later.ctid
-    returning r.*
-),
-stored as (
-    insert into raw.meter_readings_rejected (
-        window_start, window_end, hour, reason, ts, meter_id, facility_id, interval_s, energy_kwh,
-        active_power_kw, reactive_power_kvar, voltage_v, current_a, power_factor, frequency_hz,
-        energy_source, row_hash, occurrence)
-    select %(start)s, %(end)s, date_trunc('hour', ts), 'duplicate_key', ts::text, meter_id, facility_id,
-        interval_s::text, energy_kwh::text, active_power_kw::text, reactive_power_kvar::text,
-        voltage_v::text, current_a::text, power_factor::text, frequency_hz::text, energy_source,
-        row_hash, row_number() over (partition by row_hash order by ts)
-    from (
-        select *, md5(concat_ws(',', ts, meter_id, facility_id, interval_s, energy_kwh, active_power_kw,
-                                reactive_power_kvar, voltage_v, current_a, power_factor, frequency_hz,
-                                energy_source)) as row_hash
-        from repeated
-    ) as hashed
-    on conflict (row_hash, occurrence) do nothing
-)
-select count(*) from repeated;
 
 -- name: window_check
 -- Proves the rows fit the hour, so ATTACH skips its own scan under the lock.

@@ -115,17 +115,17 @@ def load_hour(
                     result.received, malformed = _stage_line_by_line(cur, q, names, body, columns, params)
                 result.rejected.update(malformed)
 
-            cur.execute(statement("quarantine"), params)
-            for reason, count in cur.fetchall():
-                result.rejected[reason] = result.rejected.get(reason, 0) + count
+            cur.execute(q["verdicts"])
+            cur.execute(statement("judge_rules"), params)
+            _move_rejected(cur, statement, params, result)
             cur.execute("savepoint quarantined")
             try:
                 cur.execute(statement("unique_index"))
             except errors.UniqueViolation:
-                # Rare: repeated keys in the delivery. Drop the later copies, then index.
+                # Rare: repeated keys in the delivery. Quarantine the later copies, then key.
                 cur.execute("rollback to savepoint quarantined")
-                cur.execute(statement("drop_duplicates"), params)
-                result.rejected["duplicate_key"] = cur.fetchone()[0]
+                cur.execute(statement("judge_duplicates"))
+                _move_rejected(cur, statement, params, result)
                 cur.execute(statement("unique_index"))
             cur.execute(statement("window_check"), params)
             cur.execute(statement("count_loaded"))
@@ -142,6 +142,13 @@ def load_hour(
     finally:
         connection.close()
     return result
+
+
+def _move_rejected(cur, statement, params: dict, result: HourLoad) -> None:
+    cur.execute(statement("move_rejected"), params)
+    for reason, count in cur.fetchall():
+        result.rejected[reason] = result.rejected.get(reason, 0) + count
+    cur.execute(statement("clear_verdicts"))
 
 
 def _copy(columns: Sequence[str], table: sql.Identifier, freeze: bool = False) -> sql.Composed:
