@@ -4,17 +4,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from simulator.modes import ModeWindow
+
 
 @dataclass(frozen=True)
 class SimulatorConfig:
     """The simulated world. Everything it serves is a pure function of these values and
-    the requested time, so an overlapping re-fetch returns identical data."""
+    the requested time, so an overlapping re-fetch returns identical data.
+
+    seed: the world; facilities: fleet size; interval_s: meter reading interval (must
+    divide an hour); bad_row_rate: share of readings corrupted (0 = clean); now: clock
+    override; modes: peak/outage windows set from the start (more can be POSTed).
+    """
 
     seed: int = 42
     facilities: int = 10
     interval_s: int = 60
     bad_row_rate: float = 0.0
     now: Callable[[], datetime] | None = None
+    modes: tuple[ModeWindow, ...] = ()
 
     def __post_init__(self) -> None:
         if self.facilities < 1:
@@ -25,4 +33,6 @@ class SimulatorConfig:
             raise ValueError("bad_row_rate must be within [0, 1]")
 
     def current_time(self) -> datetime:
-        return self.now() if self.now is not None else datetime.now(UTC)
+        """The simulator's clock: `now()` if given (tests), else the real UTC time."""
+        current = self.now() if self.now is not None else datetime.now(UTC)
+        return current.replace(tzinfo=UTC) if current.tzinfo is None else current.astimezone(UTC)

@@ -1,6 +1,7 @@
 """Grid prices per price zone: 5-minute real-time prices in ¢/kWh (ComEd's feed) and
-hourly day-ahead prices in USD/MWh. Driven by the zone city's clock and temperature,
-with occasional spikes and negative prices at night, as real-time markets have."""
+hourly day-ahead prices in USD/MWh. Driven by the zone city's clock, temperature and
+wind, with occasional spikes, and negative prices on windy nights, as real-time
+markets have."""
 
 import numpy as np
 
@@ -24,7 +25,10 @@ def expected_cents(seed: int, zone: str, t_s: np.ndarray) -> np.ndarray:
     night_dip = -1.2 * np.exp(-(((local_hour - 3.0) / 2.5) ** 2))
     temperature = weather.temperature_c(seed, city_index, t_s)
     demand = 0.09 * np.abs(temperature - 18.0)
-    return BASE_CENTS[zone] + evening_peak + morning + night_dip + demand
+    # Wind output beyond what the night's demand absorbs pushes prices below zero.
+    wind = weather.wind_speed_kmh(seed, city_index, t_s)
+    wind_glut = -0.35 * np.clip(wind - 15.0, 0.0, None) * (0.3 + np.exp(-(((local_hour - 3.0) / 3.0) ** 2)))
+    return BASE_CENTS[zone] + evening_peak + morning + night_dip + demand + wind_glut
 
 
 def five_minute_cents(seed: int, zone: str, t_s: np.ndarray) -> np.ndarray:

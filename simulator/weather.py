@@ -85,3 +85,10 @@ def nearest_city(latitude: float, longitude: float) -> int:
         if distance < best_distance:
             best, best_distance = i, distance
     return best
+
+
+def at_location(seed: int, latitude: float, longitude: float, variable: str, t_s) -> np.ndarray:
+    """A weather variable (a key of VARIABLES) where the simulated world has no city:
+    the nearest city's weather, as the weather API serves it."""
+    function = VARIABLES[variable][0]
+    return function(seed, nearest_city(latitude, longitude), t_s)
