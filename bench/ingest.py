@@ -57,11 +57,9 @@ def main() -> None:
     from orchestration.runs import hourly_range_tags
     from resources.postgres import PostgresResource
     from resources.telemetry_api import TelemetryApiResource
-    from simulator.fleet import build_fleet
+    from simulator.fleet import build_fleet, facilities_for_meters
 
-    n_facilities = 1
-    while len(build_fleet(42, n_facilities).meters) < args.meters:
-        n_facilities += max(1, (args.meters - len(build_fleet(42, n_facilities).meters)) // 5)
+    n_facilities = facilities_for_meters(42, args.meters)
     meter_count = len(build_fleet(42, n_facilities).meters)
 
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)

@@ -22,20 +22,12 @@ from starlette.routing import Route
 
 from _report import report
 from simulator.config import SimulatorConfig
-from simulator.fleet import build_fleet
+from simulator.fleet import build_fleet, facilities_for_meters
 from simulator.readings import ReadingGenerator
 from simulator.server import BackgroundServer, SimulatorServer
 
 START = datetime(2026, 1, 5, 10, tzinfo=UTC)
 NOW = datetime(2026, 1, 6, tzinfo=UTC)
-
-
-def facilities_for(meters: int, seed: int) -> int:
-    """Fleet size whose meter count first reaches `meters`."""
-    n = 1
-    while len(build_fleet(seed, n).meters) < meters:
-        n += max(1, (meters - len(build_fleet(seed, n).meters)) // 5)
-    return n
 
 
 def drain(url: str, params: dict | None = None) -> tuple[int, int, float]:
@@ -59,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
 
     seed = 42
-    n_facilities = facilities_for(args.meters, seed)
+    n_facilities = facilities_for_meters(seed, args.meters)
     config = SimulatorConfig(seed=seed, facilities=n_facilities, interval_s=args.interval_s, now=lambda: NOW)
     fleet = build_fleet(seed, n_facilities, args.interval_s)
     end = START + timedelta(minutes=args.minutes)

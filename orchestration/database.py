@@ -8,7 +8,7 @@ part of the platform talks to the same server, including over a Unix socket.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,6 @@ class Database:
             "password": unquote(parts.password or ""),
             "dbname": self.name,
             "sslmode": query.pop("sslmode", "prefer"),
-            "extra": urlencode(query),
         }
 
     def dbt_env(self) -> dict[str, str]:

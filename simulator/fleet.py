@@ -172,3 +172,11 @@ def build_fleet(seed: int, n_facilities: int, interval_s: int = 60) -> Fleet:
                 )
             )
     return Fleet(facilities=facilities, meters=meters, seed=seed)
+
+
+def facilities_for_meters(seed: int, meters: int) -> int:
+    """The smallest fleet of this seed with at least `meters` meters (benchmarks size by meters)."""
+    n = 1
+    while (have := len(build_fleet(seed, n).meters)) < meters:
+        n += max(1, (meters - have) // 5)
+    return n

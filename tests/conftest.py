@@ -76,6 +76,23 @@ def engine(warehouse: Database) -> sa.Engine:
     engine.dispose()
 
 
+def source_resources(warehouse: Database, base_url: str, **api_options) -> dict:
+    """The resources a source asset runs with: the test warehouse and an API at base_url."""
+    from resources.postgres import PostgresResource
+    from resources.telemetry_api import TelemetryApiResource
+
+    return {"postgres": PostgresResource(url=warehouse.url), "telemetry_api": TelemetryApiResource(base_url=base_url, **api_options)}
+
+
+def load_registry(warehouse: Database, base_url: str) -> None:
+    """Materialise the facility and meter registry, which readings are checked against."""
+    from dagster import materialize
+
+    from assets.registry import facilities, meters
+
+    assert materialize([facilities, meters], resources=source_resources(warehouse, base_url)).success
+
+
 @pytest.fixture(scope="session")
 def dbt_manifest(warehouse: Database) -> Path:
     """The dbt manifest, prepared once for the session's warehouse."""

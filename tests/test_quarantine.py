@@ -13,12 +13,11 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from assets.registry import facilities, meters
 from assets.telemetry import meter_readings
-from resources.postgres import PostgresResource
 from resources.telemetry_api import TelemetryApiResource
 from simulator.config import SimulatorConfig
 from simulator.server import BackgroundServer, SimulatorServer
+from tests.conftest import load_registry, source_resources
 
 # A recent hour on the real clock: "future" rows (the head-end's clock running a month
 # ahead) are only in the future, for the database's now(), near the present.
@@ -35,9 +34,8 @@ def dirty_simulator():
 
 @pytest.fixture(scope="module")
 def resources(warehouse, dirty_simulator):
-    resources = {"postgres": PostgresResource(url=warehouse.url), "telemetry_api": TelemetryApiResource(base_url=dirty_simulator.url)}
-    assert materialize([facilities, meters], resources=resources).success
-    return resources
+    load_registry(warehouse, dirty_simulator.url)
+    return source_resources(warehouse, dirty_simulator.url)
 
 
 def expected_rules(frame: pd.DataFrame, known_meters: set[str], start: datetime, end: datetime) -> pd.Series:
@@ -151,8 +149,7 @@ def test_an_empty_registry_stops_the_load_instead_of_quarantining_everything(war
     server = warehouse.with_name("postgres")
     empty = create_database(server, "wattline_empty")
     try:
-        resources = {"postgres": PostgresResource(url=empty.url), "telemetry_api": TelemetryApiResource(base_url=dirty_simulator.url)}
-        result = materialize([meter_readings], resources=resources, partition_key=KEY, raise_on_error=False)
+        result = materialize([meter_readings], resources=source_resources(empty, dirty_simulator.url), partition_key=KEY, raise_on_error=False)
         assert not result.success
         error = result.get_step_failure_events()[0].step_failure_data.error
         assert "registry is empty" in (error.cause.message if error.cause else error.message)

@@ -365,7 +365,7 @@ def test_comed_five_minute_feed_format(sim):
     assert all(set(p) == {"millisUTC", "price"} and isinstance(p["millisUTC"], str) and isinstance(p["price"], str) for p in feed)
     millis = [int(p["millisUTC"]) for p in feed]
     assert millis[0] == int(NOW.timestamp()) * 1000  # newest first, nothing after now
-    assert all(b - a == -300_000 for a, b in zip(millis, millis[1:]))
+    assert all(b - a == -300_000 for a, b in zip(millis, millis[1:], strict=False))
     cents = [float(p["price"]) for p in feed]
     assert 0 < np.median(cents) < 15
     ranged = get(sim, "/api", type="5minutefeed", datestart="202607150700", dateend="202607150800").json()
@@ -392,7 +392,7 @@ def test_electricity_maps_format(sim):
     history = get(sim, "/v3/carbon-intensity/history", zone="DE").json()
     assert history["zone"] == "DE" and len(history["history"]) == 24 and history["history"][-1]["datetime"] == latest["datetime"]
     direct = get(sim, "/v3/carbon-intensity/history", zone="DE", emissionFactorType="direct").json()["history"]
-    assert all(d["carbonIntensity"] < h["carbonIntensity"] for d, h in zip(direct, history["history"]))
+    assert all(d["carbonIntensity"] < h["carbonIntensity"] for d, h in zip(direct, history["history"], strict=True))
     past = get(sim, "/v3/carbon-intensity/past-range", zone="GB", start="2026-07-14T00:00:00Z", end="2026-07-15T00:00:00Z").json()
     assert past["zone"] == "GB" and len(past["data"]) == 24 and past["data"][0]["datetime"] == "2026-07-14T00:00:00.000Z"
 

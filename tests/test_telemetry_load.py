@@ -13,13 +13,13 @@ from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from assets.registry import facilities, meters
 from assets.telemetry import hours, meter_readings
 from orchestration.runs import hourly_range_tags
 from resources.postgres import PostgresResource
 from resources.telemetry_api import TelemetryApiResource
 from simulator.config import SimulatorConfig
 from simulator.server import BackgroundServer, SimulatorServer
+from tests.conftest import load_registry, source_resources
 
 NOW = datetime(2026, 1, 6, 12, tzinfo=UTC)
 HOUR = datetime(2026, 1, 5, 10, tzinfo=UTC)
@@ -35,17 +35,12 @@ def simulator():
 
 @pytest.fixture(scope="module")
 def registry(warehouse, simulator):
-    """The meter registry, which readings are checked against."""
-    resources = {"postgres": PostgresResource(url=warehouse.url), "telemetry_api": TelemetryApiResource(base_url=simulator.url)}
-    assert materialize([facilities, meters], resources=resources).success
+    load_registry(warehouse, simulator.url)
 
 
 @pytest.fixture
 def resources(warehouse, simulator, registry):
-    return {
-        "postgres": PostgresResource(url=warehouse.url),
-        "telemetry_api": TelemetryApiResource(base_url=simulator.url, max_retries=0),
-    }
+    return source_resources(warehouse, simulator.url, max_retries=0)
 
 
 def source_rows(simulator, start, end) -> dict[tuple[str, str], float]:
@@ -150,11 +145,11 @@ def test_a_backfill_across_midnight_loads_both_days(engine, simulator, resources
 
 def test_a_source_error_fails_the_run_and_writes_nothing(engine, simulator, warehouse, registry):
     key = "2026-01-05-10:00"
-    good = {"postgres": PostgresResource(url=warehouse.url), "telemetry_api": TelemetryApiResource(base_url=simulator.url)}
+    good = source_resources(warehouse, simulator.url)
     assert materialize([meter_readings], resources=good, partition_key=key).success
     before = loaded_rows(engine, HOUR, HOUR + timedelta(hours=1))
 
-    broken = {**good, "telemetry_api": TelemetryApiResource(base_url=f"{simulator.url}/no-such-api", max_retries=0)}
+    broken = source_resources(warehouse, f"{simulator.url}/no-such-api", max_retries=0)
     result = materialize([meter_readings], resources=broken, partition_key=key, raise_on_error=False)
     assert not result.success
     failure = failure_text(result)
@@ -179,12 +174,12 @@ def cut_server(upstream: str) -> BackgroundServer:
 
 def test_a_body_cut_mid_stream_rolls_the_window_back(engine, simulator, warehouse, registry):
     key = "2026-01-05-10:00"
-    good = {"postgres": PostgresResource(url=warehouse.url), "telemetry_api": TelemetryApiResource(base_url=simulator.url)}
+    good = source_resources(warehouse, simulator.url)
     assert materialize([meter_readings], resources=good, partition_key=key).success
     before = loaded_rows(engine, HOUR, HOUR + timedelta(hours=1))
 
     with cut_server(simulator.url) as cut:
-        broken = {**good, "telemetry_api": TelemetryApiResource(base_url=cut.url, max_retries=0)}
+        broken = source_resources(warehouse, cut.url, max_retries=0)
         result = materialize([meter_readings], resources=broken, partition_key=key, raise_on_error=False)
     assert not result.success
     assert loaded_rows(engine, HOUR, HOUR + timedelta(hours=1)) == before
