@@ -65,7 +65,7 @@ def demo(facilities: int | None, days: int, no_serve: bool) -> None:
 @main.command()
 def up() -> None:
     """Serve the platform: Dagster UI + daemon, and the simulator when no source URL is set."""
-    from orchestration.runtime import bootstrap
+    from orchestration.runtime import bootstrap, serve_unset_sources
     from orchestration.serve import serve_forever
     from resources.dbt import prepare_manifest
 
@@ -82,8 +82,8 @@ def up() -> None:
             SimulatorConfig(seed=settings.sim_seed, facilities=settings.sim_facilities, interval_s=settings.sim_interval_s),
             port=settings.sim_port,
         ).start()
-        os.environ["WATTLINE_TELEMETRY_API_URL"] = sim.url
-        click.echo(f"simulator: {sim.url} (no WATTLINE_TELEMETRY_API_URL set)")
+        served = serve_unset_sources(settings, sim.url)
+        click.echo(f"simulator: {sim.url} (serving {', '.join(served)})")
     try:
         sys.exit(serve_forever(settings))
     finally:

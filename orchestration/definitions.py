@@ -2,24 +2,33 @@
 
 from dagster import Definitions
 
-from assets import dbt_models, registry, telemetry
+from assets import carbon, dbt_models, prices, registry, telemetry, weather
 from orchestration import jobs
+from resources.carbon_api import CarbonApiResource
 from resources.dbt import dbt_cli
 from resources.postgres import PostgresResource
+from resources.price_api import PriceApiResource
 from resources.telemetry_api import TelemetryApiResource
+from resources.weather_api import WeatherApiResource
 
 defs = Definitions(
     assets=[
         registry.facilities,
         registry.meters,
         telemetry.meter_readings,
+        weather.weather_hourly,
+        prices.grid_prices,
+        carbon.grid_carbon_intensity,
         dbt_models.dbt_incremental_models,
         dbt_models.dbt_models,
     ],
-    jobs=[jobs.registry_job, jobs.telemetry_job, jobs.incremental_marts_job, jobs.unpartitioned_models_job],
+    jobs=[jobs.registry_job, jobs.telemetry_job, jobs.grid_and_weather_job, jobs.incremental_marts_job, jobs.unpartitioned_models_job],
     resources={
         "postgres": PostgresResource(),
         "telemetry_api": TelemetryApiResource(),
+        "weather_api": WeatherApiResource(),
+        "price_api": PriceApiResource(),
+        "carbon_api": CarbonApiResource(),
         "dbt": dbt_cli(),
     },
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
     from dagster import DagsterInstance
 
     from orchestration.runs import run_job
-    from orchestration.runtime import bootstrap
+    from orchestration.runtime import bootstrap, serve_unset_sources
     from orchestration.serve import serve_forever
     from resources.dbt import prepare_manifest
     from simulator.config import SimulatorConfig
@@ -80,10 +79,8 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
             SimulatorConfig(seed=settings.sim_seed, facilities=facilities, interval_s=settings.sim_interval_s),
             port=settings.sim_port if serve else 0,
         ).start()
-        # Runs read source URLs from the environment: this process's and the servers' later.
-        os.environ["WATTLINE_TELEMETRY_API_URL"] = sim.url
-        get_settings.cache_clear()
-        steps.detail(f"simulator: {sim.url}")
+        served = serve_unset_sources(settings, sim.url)
+        steps.detail(f"simulator: {sim.url} (serving {', '.join(served) or 'no feed: all sources configured'})")
 
     log_path = settings.home / "logs" / f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
     try:

@@ -14,6 +14,12 @@ telemetry_job = define_asset_job(
     description="Load meter readings for a range of hours (one run per backfill range).",
 )
 
+grid_and_weather_job = define_asset_job(
+    "grid_and_weather_job",
+    selection=AssetSelection.groups("weather", "grid"),
+    description="Load weather, grid prices and grid carbon intensity for a range of days.",
+)
+
 incremental_marts_job = define_asset_job(
     "incremental_marts_job",
     selection=AssetSelection.groups("telemetry").downstream()

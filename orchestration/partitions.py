@@ -1,12 +1,20 @@
-"""Partitions shared by the telemetry assets and the dbt models built on them."""
+"""Partitions shared by the source assets and the dbt models built on them."""
 
-from dagster import HourlyPartitionsDefinition
+from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
 
 from orchestration.settings import get_settings
 
 # end_offset=1 includes the open hour, refreshed while it fills; a rerun replaces it.
 hourly_partitions = HourlyPartitionsDefinition(
     start_date=f"{get_settings().history_start:%Y-%m-%d}-00:00",
+    timezone="UTC",
+    end_offset=1,
+)
+
+# end_offset=1 includes today, whose weather forecast, prices and carbon estimates are
+# refreshed while it runs; a later run of the day replaces them with what happened.
+daily_partitions = DailyPartitionsDefinition(
+    start_date=f"{get_settings().history_start:%Y-%m-%d}",
     timezone="UTC",
     end_offset=1,
 )

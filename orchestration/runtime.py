@@ -133,3 +133,16 @@ def bootstrap(settings: WattlineSettings) -> Runtime:
     os.environ[DAGSTER_STORAGE_ENV] = storage.sqlalchemy_url
     os.environ.update(warehouse.dbt_env())
     return Runtime(warehouse=warehouse, dagster_storage=storage, dagster_home=dagster_home)
+
+
+def serve_unset_sources(settings: WattlineSettings, simulator_url: str) -> list[str]:
+    """Point every source variable the operator left unset at the simulator, in this
+    process's environment (runs and the servers started later inherit it); returns the
+    variables set. Configured sources stay as configured."""
+    from orchestration.settings import get_settings
+
+    names = settings.unset_sources
+    for name in names:
+        os.environ[name] = simulator_url
+    get_settings.cache_clear()
+    return names

@@ -12,10 +12,13 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "WATTLINE_"
+
+
+SOURCE_URLS = ("telemetry_api_url", "weather_api_url", "price_api_url", "carbon_api_url")
 
 
 class SettingsError(ValueError):
@@ -76,6 +79,9 @@ class WattlineSettings(BaseSettings):
     weather_api_url: str | None = None
     price_api_url: str | None = None
     carbon_api_url: str | None = None
+    carbon_api_token: SecretStr | None = Field(
+        default=None, description="Electricity Maps `auth-token`; sent only to WATTLINE_CARBON_API_URL."
+    )
 
     ui_host: str = "127.0.0.1"
     ui_port: int = Field(default=3000, ge=1, le=65535)
@@ -109,9 +115,14 @@ class WattlineSettings(BaseSettings):
         return value.expanduser().resolve()
 
     @property
+    def unset_sources(self) -> list[str]:
+        """The source URL variables not configured; the simulator serves those feeds."""
+        return [f"{ENV_PREFIX}{name.upper()}" for name in SOURCE_URLS if getattr(self, name) is None]
+
+    @property
     def uses_simulator(self) -> bool:
-        """True when no real source is configured, so `wattline` serves the simulator."""
-        return self.telemetry_api_url is None
+        """True when some source is not configured, so `wattline` serves the simulator."""
+        return bool(self.unset_sources)
 
     @property
     def dagster_home(self) -> Path:

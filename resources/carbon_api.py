@@ -1,6 +1,19 @@
 """Grid carbon intensity in the Electricity Maps API v3 format."""
 
+from datetime import UTC, datetime, timedelta
+from typing import ClassVar
+
+from pydantic import Field
+
+from resources.http import SourceApiResource, SourceError
 from resources.parsing import Parsed, parse_utc
+
+# Electricity Maps serves at most 10 days of hourly history per past-range request.
+PAST_RANGE_MAX = timedelta(days=10)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_electricity_maps(payload: dict) -> Parsed:
@@ -40,3 +53,40 @@ def parse_electricity_maps(payload: dict) -> Parsed:
         })
     parsed.rows.sort(key=lambda row: (row["zone"], row["hour_start"]))
     return parsed
+
+
+class CarbonApiResource(SourceApiResource):
+    """Electricity Maps (API v3) or a compatible server: hourly grid carbon intensity."""
+
+    url_setting: ClassVar[str] = "carbon_api_url"
+    feed: ClassVar[str] = "carbon-intensity API (Electricity Maps)"
+
+    factor_types: list[str] = Field(
+        default=["lifecycle", "direct"],
+        description="Emission factor types to fetch: lifecycle (Electricity Maps' default) and/or direct.",
+    )
+
+    def past_range(self, zone: str, start: datetime, end: datetime, factor_type: str) -> Parsed:
+        """Hours starting in [start, end), paged by the API's 10-day limit."""
+        from orchestration.settings import get_settings
+
+        token = get_settings().carbon_api_token
+        headers = {"auth-token": token.get_secret_value()} if token else None
+        parsed = Parsed()
+        page_start = start
+        while page_start < end:
+            page_end = min(end, page_start + PAST_RANGE_MAX)
+            params = {"zone": zone, "start": _iso(page_start), "end": _iso(page_end), "emissionFactorType": factor_type}
+            payload = self.get_json("/v3/carbon-intensity/past-range", params, "Electricity Maps past-range JSON", headers=headers)
+            try:
+                page = parse_electricity_maps(payload)
+            except ValueError as exc:
+                raise SourceError(f"GET /v3/carbon-intensity/past-range for {zone}: {exc}") from None
+            parsed.rows += [row for row in page.rows if start <= row["hour_start"] < end]
+            parsed.rejected += page.rejected
+            page_start = page_end
+        for row in parsed.rows:
+            row["zone"] = row["zone"] or zone
+            if row["factor_type"] != factor_type:
+                raise SourceError(f"asked {zone} for {factor_type} intensity, got {row['factor_type']}")
+        return parsed

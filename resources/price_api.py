@@ -3,8 +3,13 @@ unit, currency per MWh (ComEd's ¢/kWh × 10 = USD/MWh)."""
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar
+from zoneinfo import ZoneInfo
 
+from pydantic import Field
+
+from resources.http import SourceApiResource, SourceError
 from resources.parsing import Parsed, parse_utc
 
 FIVE_MINUTES = timedelta(minutes=5)
@@ -80,3 +85,46 @@ def hourly_averages(rows: list[dict]) -> list[dict]:
          "price_per_mwh": round(sum(values) / len(values), 4), "intervals": len(values)}
         for (zone, hour, currency), values in sorted(buckets.items(), key=lambda item: (item[0][0], item[0][1]))
     ]
+
+
+class PriceApiResource(SourceApiResource):
+    """Grid prices: a ComEd-style 5-minute feed and, optionally, generic day-ahead prices."""
+
+    url_setting: ClassVar[str] = "price_api_url"
+    feed: ClassVar[str] = "price API"
+
+    five_minute_path: str = Field(default="/api", description="Path of the ComEd-format feed (`type=5minutefeed`).")
+    day_ahead_path: str | None = Field(
+        default="/v1/prices/day-ahead",
+        description="Path of the generic day-ahead JSON (`zone`, `date`); empty = the source has none.",
+    )
+
+    def five_minute(self, zone: str, start: datetime, end: datetime, local_tz: str) -> Parsed:
+        """5-minute prices of intervals starting in [start, end), USD/MWh.
+
+        ComEd takes its window as local wall-clock times, both ends inclusive and
+        stamped at interval ends: asking an hour wider on each side and filtering in
+        UTC stays exact across DST changes."""
+        tz = ZoneInfo(local_tz)
+        params = {
+            "type": "5minutefeed",
+            "zone": zone,
+            "datestart": (start - timedelta(hours=1)).astimezone(tz).strftime("%Y%m%d%H%M"),
+            "dateend": (end + timedelta(hours=1)).astimezone(tz).strftime("%Y%m%d%H%M"),
+        }
+        payload = self.get_json(self.five_minute_path, params, "a ComEd 5-minute price list")
+        try:
+            parsed = parse_comed_five_minute(payload, zone=zone)
+        except ValueError as exc:
+            raise SourceError(f"GET {self.five_minute_path} for {zone}: {exc}") from None
+        parsed.rows = [row for row in parsed.rows if start <= row["interval_start"] < end]
+        return parsed
+
+    def day_ahead(self, zone: str, day: date) -> Parsed:
+        """The day-ahead hourly prices of a UTC day (empty when the source has none)."""
+        if not self.day_ahead_path:
+            return Parsed()
+        payload = self.get_json(self.day_ahead_path, {"zone": zone, "date": day.isoformat()}, "day-ahead prices as JSON")
+        if not isinstance(payload, dict):
+            raise SourceError(f"GET {self.day_ahead_path} for {zone} {day} answered {type(payload).__name__}; expected a JSON object")
+        return parse_generic_prices(payload, zone=zone)

@@ -89,6 +89,76 @@ create table if not exists raw.meters (
 comment on table raw.meters is
     'Meter registry from the head-end API; a meter the API no longer lists is marked inactive, never deleted.';
 
+create table if not exists raw.weather_hourly (
+    facility_id               text             not null,
+    time                      timestamptz      not null,
+    temperature_c             double precision,
+    relative_humidity_pct     double precision,
+    cloud_cover_pct           double precision,
+    shortwave_radiation_w_m2  double precision,
+    wind_speed_kmh            double precision,
+    is_forecast               boolean          not null,
+    source                    text             not null,
+    issued_at                 timestamptz,
+    latitude                  double precision,
+    longitude                 double precision,
+    _loaded_at                timestamptz      not null default now(),
+    primary key (facility_id, time)
+);
+
+comment on table raw.weather_hourly is
+    'Hourly weather at each facility (Open-Meteo format); time is the hour start (UTC). '
+    'Rows after the fetch hour are forecasts (is_forecast, issued_at); a later load of '
+    'their day replaces them with observations.';
+
+create table if not exists raw.grid_prices (
+    zone                text             not null,
+    interval_start      timestamptz      not null,
+    interval_end        timestamptz      not null,
+    resolution          text             not null,
+    price_per_mwh       double precision not null,
+    currency            text             not null,
+    source              text             not null,
+    intervals           integer,
+    _loaded_at          timestamptz      not null default now(),
+    primary key (zone, source, resolution, interval_start)
+);
+
+comment on table raw.grid_prices is
+    'Grid energy prices per zone in currency per MWh: 5-minute real-time prices '
+    '(resolution 5min), their hourly averages (1h, intervals = 5-minute prices averaged) '
+    'and day-ahead hourly prices (source day_ahead).';
+
+create table if not exists raw.grid_carbon_intensity (
+    zone                        text             not null,
+    hour_start                  timestamptz      not null,
+    factor_type                 text             not null,
+    carbon_intensity_g_per_kwh  double precision not null,
+    is_estimated                boolean          not null,
+    estimation_method           text,
+    _loaded_at                  timestamptz      not null default now(),
+    primary key (zone, factor_type, hour_start)
+);
+
+comment on table raw.grid_carbon_intensity is
+    'Hourly grid carbon intensity per zone (Electricity Maps format), gCO2eq/kWh, with the '
+    'emission factor type (lifecycle or direct); estimated hours are replaced on reload.';
+
+create table if not exists raw.feed_rejected (
+    feed                text             not null,
+    window_key          text             not null,
+    raw                 jsonb            not null,
+    reason              text             not null,
+    _loaded_at          timestamptz      not null default now()
+);
+
+create index if not exists feed_rejected_window on raw.feed_rejected (feed, window_key);
+
+comment on table raw.feed_rejected is
+    'Points a weather, price or carbon response held that could not be read (unknown unit, '
+    'missing timestamp, null value), as delivered, with the reason; replaced with each load '
+    'of their feed and window.';
+
 -- raw.valid_input(value, type): can `value` be cast to `type`? Used only on the slow
 -- path for malformed deliveries. PostgreSQL 16+ answers natively and fast; older
 -- servers trap the cast error per value.

@@ -5,12 +5,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import datetime
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
-from dagster import ConfigurableResource
-from pydantic import Field
-
-from resources.http import SourceError, build_session, get_checked
+from resources.http import SourceApiResource, SourceError, get_checked
 
 READING_COLUMNS = (
     "ts",
@@ -32,28 +29,12 @@ def _iso(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class TelemetryApiResource(ConfigurableResource):
-    """The meter head-end API: `GET /v1/readings` streamed as CSV for a time window."""
+class TelemetryApiResource(SourceApiResource):
+    """The meter head-end API: the facility and meter registry, and `GET /v1/readings`
+    streamed as CSV for a time window."""
 
-    base_url: str | None = Field(
-        default=None,
-        description="API root; unset = WATTLINE_TELEMETRY_API_URL (the simulator under `wattline up`).",
-    )
-    connect_timeout_s: float = 5.0
-    read_timeout_s: float = Field(default=60.0, description="Longest silence between body chunks.")
-    max_retries: int = 5
-    backoff_factor: float = 0.5
-
-    def resolved_base_url(self) -> str:
-        from orchestration.settings import get_settings
-
-        url = self.base_url or get_settings().telemetry_api_url
-        if not url:
-            raise SourceError(
-                "no meter head-end API configured: set WATTLINE_TELEMETRY_API_URL, or start the "
-                "platform with `wattline up`, which serves the simulator when no source is set"
-            )
-        return url.rstrip("/")
+    url_setting: ClassVar[str] = "telemetry_api_url"
+    feed: ClassVar[str] = "meter head-end API"
 
     def facilities(self) -> list[dict]:
         """The facility registry (`GET /v1/facilities`)."""
@@ -64,11 +45,11 @@ class TelemetryApiResource(ConfigurableResource):
         return self._registry("meters", ("meter_id", "facility_id"))
 
     def _registry(self, entity: str, required: tuple[str, ...]) -> list[dict]:
-        session = build_session(retries=self.max_retries, backoff_factor=self.backoff_factor)
+        session = self.session()
         url = f"{self.resolved_base_url()}/v1/{entity}"
         try:
             response = get_checked(
-                session, url, params=None, timeout=(self.connect_timeout_s, self.read_timeout_s),
+                session, url, params=None, timeout=self.timeout,
                 expected=f"a JSON list of {entity}",
             )
             try:
@@ -95,13 +76,13 @@ class TelemetryApiResource(ConfigurableResource):
         The body is streamed, never held in memory: a mid-stream failure surfaces as a
         read error in the consumer, which must then write nothing.
         """
-        session = build_session(retries=self.max_retries, backoff_factor=self.backoff_factor)
+        session = self.session()
         url = f"{self.resolved_base_url()}/v1/readings"
         response = get_checked(
             session,
             url,
             params={"start": _iso(start), "end": _iso(end), "format": "csv"},
-            timeout=(self.connect_timeout_s, self.read_timeout_s),
+            timeout=self.timeout,
             expected="CSV meter readings",
             stream=True,
         )

@@ -1,8 +1,12 @@
 """Weather in the Open-Meteo format (forecast and archive APIs)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pydantic import Field
+
+from resources.http import SourceApiResource, SourceError
 from resources.parsing import Parsed
 
 # Stored unit per variable, and how to convert the units Open-Meteo may answer in.
@@ -73,3 +77,40 @@ def parse_open_meteo(payload: dict) -> Parsed:
             row[column] = None if value is None else round(convert(float(value)), 3)
         parsed.rows.append(row)
     return parsed
+
+
+class WeatherApiResource(SourceApiResource):
+    """Open-Meteo (or a compatible server): hourly weather for a location, from the
+    forecast API (recent days and the days ahead) or the historical archive."""
+
+    url_setting: ClassVar[str] = "weather_api_url"
+    feed: ClassVar[str] = "weather API (Open-Meteo)"
+
+    archive_base_url: str | None = Field(
+        default=None,
+        description="Root of the archive API (Open-Meteo serves it from archive-api.open-meteo.com); unset = base_url.",
+    )
+    archive_min_age_days: int = Field(
+        default=5,
+        description="Days at least this old come from the archive (reanalysis lags ~5 days); newer ones from the forecast API.",
+    )
+    variables: list[str] = Field(default=list(VARIABLES), description="Open-Meteo hourly variables to fetch.")
+
+    def hourly(self, latitude: float, longitude: float, first: date, last: date, archive: bool) -> Parsed:
+        """Hourly rows for the UTC days first..last (inclusive) at one location."""
+        params = {
+            "latitude": latitude,
+            "longitude": longitude,
+            "hourly": ",".join(self.variables),
+            "start_date": first.isoformat(),
+            "end_date": last.isoformat(),
+            "timezone": "GMT",
+        }
+        base = (self.archive_base_url or self.resolved_base_url()).rstrip("/") if archive else None
+        path = "/v1/archive" if archive else "/v1/forecast"
+        expected = "an Open-Meteo hourly JSON response"
+        payload = self.get_json(path, params, expected, base_url=base)
+        try:
+            return parse_open_meteo(payload)
+        except ValueError as exc:
+            raise SourceError(f"GET {path} at ({latitude}, {longitude}): {exc}; expected {expected}") from None

@@ -78,10 +78,19 @@ def engine(warehouse: Database) -> sa.Engine:
 
 def source_resources(warehouse: Database, base_url: str, **api_options) -> dict:
     """The resources a source asset runs with: the test warehouse and an API at base_url."""
+    from resources.carbon_api import CarbonApiResource
     from resources.postgres import PostgresResource
+    from resources.price_api import PriceApiResource
     from resources.telemetry_api import TelemetryApiResource
+    from resources.weather_api import WeatherApiResource
 
-    return {"postgres": PostgresResource(url=warehouse.url), "telemetry_api": TelemetryApiResource(base_url=base_url, **api_options)}
+    return {
+        "postgres": PostgresResource(url=warehouse.url),
+        "telemetry_api": TelemetryApiResource(base_url=base_url, **api_options),
+        "weather_api": WeatherApiResource(base_url=base_url, **api_options),
+        "price_api": PriceApiResource(base_url=base_url, **api_options),
+        "carbon_api": CarbonApiResource(base_url=base_url, **api_options),
+    }
 
 
 def load_registry(warehouse: Database, base_url: str) -> None:

@@ -58,7 +58,16 @@ def test_dotenv_file_is_read(monkeypatch, tmp_path):
     settings = load_settings()
     assert settings.sim_facilities == 7
     assert settings.telemetry_api_url == "http://meters.example:8080"
-    assert not settings.uses_simulator
+    # The feeds left unset are the ones the simulator serves.
+    assert settings.unset_sources == ["WATTLINE_WEATHER_API_URL", "WATTLINE_PRICE_API_URL", "WATTLINE_CARBON_API_URL"]
+
+
+def test_the_simulator_stands_in_only_while_a_source_is_unset(monkeypatch):
+    for name in ("TELEMETRY", "WEATHER", "PRICE", "CARBON"):
+        monkeypatch.setenv(f"WATTLINE_{name}_API_URL", f"https://{name.lower()}.example")
+    assert not load_settings().uses_simulator
+    monkeypatch.delenv("WATTLINE_PRICE_API_URL")
+    assert load_settings().uses_simulator
 
 
 def test_environment_wins_over_dotenv(monkeypatch, tmp_path):
