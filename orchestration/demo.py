@@ -34,6 +34,16 @@ def day_ranges(start: datetime, end: datetime) -> list[tuple[datetime, datetime]
     return ranges
 
 
+def utc_days(start: datetime, end: datetime) -> list[datetime]:
+    """The UTC days [start, end) touches."""
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    days = []
+    while day < end:
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
 def summary(engine: sa.Engine, start: datetime, end: datetime) -> dict:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -66,7 +76,7 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
     from simulator.server import SimulatorServer
 
     settings = settings or get_settings()
-    steps = Steps(total=6)
+    steps = Steps(total=7)
     with steps.step("Starting PostgreSQL and the Dagster instance"):
         runtime = bootstrap(settings)
         where = "embedded server" if runtime.warehouse.embedded else "WATTLINE_DATABASE_URL"
@@ -95,6 +105,17 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
                 loaded = _run_metadata(result, "rows_loaded_in_run")
                 rejected = _run_metadata(result, "rows_rejected")
                 steps.detail(f"{lower:%Y-%m-%d %H:%M} – {upper:%Y-%m-%d %H:%M}: {loaded:,} readings, {rejected:,} quarantined (run {result.run_id[:8]})")
+        with steps.step("Loading weather, grid prices and carbon intensity, day by day"), _run_output(log_path):
+            for day in utc_days(start, end):
+                result = run_job("grid_and_weather_job", instance, partition_key=f"{day:%Y-%m-%d}")
+                counts = {
+                    name: _run_metadata(result, "dagster/row_count", asset=f"raw/{name}")
+                    for name in ("weather_hourly", "grid_prices", "grid_carbon_intensity")
+                }
+                steps.detail(
+                    f"{day:%Y-%m-%d}: {counts['weather_hourly']:,} weather hours, {counts['grid_prices']:,} prices, "
+                    f"{counts['grid_carbon_intensity']:,} carbon-intensity hours (run {result.run_id[:8]})"
+                )
         with steps.step("Building the dbt models (staging views, then the marts for the whole range)"), _run_output(log_path):
             for job in ("unpartitioned_models_job", "incremental_marts_job"):
                 bounds = {} if job == "unpartitioned_models_job" else {"start": start, "end": end}

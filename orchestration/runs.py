@@ -29,13 +29,15 @@ def run_job(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    partition_key: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> ExecuteInProcessResult:
-    """Execute a job of the code location in this process, recorded in `instance`."""
+    """Execute a job of the code location in this process, recorded in `instance`: over
+    the hourly partitions in [start, end) as one run, or for one `partition_key`."""
     from orchestration.definitions import defs
 
     run_tags = dict(tags or {})
     if start is not None and end is not None:
         run_tags.update(hourly_range_tags(start, end))
     job = defs.resolve_job_def(job_name)
-    return job.execute_in_process(instance=instance, tags=run_tags, run_config=QUIET_RUN_CONFIG)
+    return job.execute_in_process(instance=instance, tags=run_tags, run_config=QUIET_RUN_CONFIG, partition_key=partition_key)

@@ -44,6 +44,29 @@ def assert_marts_cover_the_last_day(database, facilities: int) -> None:
         assert row.completeness == 1.0, row
 
 
+def assert_feeds_cover_the_window(database) -> None:
+    """Weather at every facility with 48 h of forecast ahead; prices and carbon for every zone."""
+    engine = sa.create_engine(database.sqlalchemy_url)
+    with engine.connect() as conn:
+        weather = conn.execute(sa.text(
+            "select f.facility_id, count(w.time) filter (where not w.is_forecast) as observed, "
+            "max(w.time) filter (where w.is_forecast) - now() as ahead "
+            "from raw.facilities f left join raw.weather_hourly w using (facility_id) group by 1"
+        )).all()
+        zones_without_prices = conn.scalar(sa.text(
+            "select count(*) from (select distinct price_zone from raw.facilities) z "
+            "where not exists (select from raw.grid_prices p where p.zone = z.price_zone and p.resolution = '5min')"
+        ))
+        zones_without_carbon = conn.scalar(sa.text(
+            "select count(*) from (select distinct grid_zone from raw.facilities) z "
+            "where not exists (select from raw.grid_carbon_intensity c where c.zone = z.grid_zone)"
+        ))
+    engine.dispose()
+    for row in weather:
+        assert row.observed >= 24 and row.ahead > timedelta(hours=46), row
+    assert zones_without_prices == 0 and zones_without_carbon == 0
+
+
 def test_demo_on_the_embedded_server(tmp_path):
     home = tmp_path / "home"
     try:
@@ -55,7 +78,8 @@ def test_demo_on_the_embedded_server(tmp_path):
         from orchestration.database import Database
 
         assert_marts_cover_the_last_day(Database(url=url).with_name("wattline"), facilities=2)
-        for step in ("[1/6]", "[6/6]"):
+        assert_feeds_cover_the_window(Database(url=url).with_name("wattline"))
+        for step in ("[1/7]", "[7/7]"):
             assert step in out.stdout
     finally:
         embedded_postgres.stop(home)
