@@ -4,13 +4,20 @@ Retries are urllib3's `Retry` mounted on a `requests.Session`: exponential backo
 with jitter, `Retry-After` honoured on 429/503. A failure that survives the retries
 raises `SourceError` naming the URL, the status and what was expected, so the run
 fails before anything of its partition is written.
+
+urllib3 retries only up to the response headers. A body read whole (JSON) that breaks
+off or goes silent afterwards is fetched again here, under the same policy. A streamed
+body cannot be: its first rows are already consumed, so `StreamedBody` turns the break
+into a `SourceError` naming the URL and the consumer must write nothing.
 """
 
 from __future__ import annotations
 
+import http.client
 from typing import ClassVar
 
 import requests
+import urllib3
 from dagster import ConfigurableResource
 from pydantic import Field
 from requests.adapters import HTTPAdapter
@@ -54,19 +61,77 @@ def get_checked(
     expected: str,
     stream: bool = False,
 ) -> requests.Response:
-    """GET `url`; anything but a 200 after retries raises `SourceError` saying what was expected."""
-    try:
-        response = session.get(url, params=params, timeout=timeout, stream=stream)
-    except requests.RequestException as exc:
-        raise SourceError(f"GET {url} failed after retries: {exc}; expected {expected}") from exc
-    if response.status_code != 200:
-        body = response.text[:300] if not stream else response.raw.read(300, decode_content=True)
-        response.close()
-        raise SourceError(
-            f"GET {response.url} answered {response.status_code} after retries; "
-            f"expected 200 with {expected}. Body starts: {body!r}"
-        )
-    return response
+    """GET `url`; anything but a 200 after retries raises `SourceError` saying what was
+    expected. Unless `stream`, the body is read here, where a break can still be retried."""
+    body_retry: Retry = session.get_adapter(url).max_retries
+    while True:
+        try:
+            response = session.get(url, params=params, timeout=timeout, stream=True)
+        except requests.RequestException as exc:
+            raise SourceError(f"GET {url} failed after retries: {exc}; expected {expected}") from exc
+        if response.status_code != 200:
+            body = response.raw.read(300, decode_content=True).decode("utf-8", "replace")
+            response.close()
+            raise SourceError(
+                f"GET {response.url} answered {response.status_code} after retries; "
+                f"expected 200 with {expected}. Body starts: {body!r}"
+            )
+        if stream:
+            return response
+        try:
+            response.content  # noqa: B018 - reads and keeps the body
+            return response
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as exc:
+            # requests wraps urllib3's ProtocolError / ReadTimeoutError; Retry counts those as read errors.
+            cause = exc.args[0] if exc.args else None
+            if not isinstance(cause, urllib3.exceptions.HTTPError):
+                cause = urllib3.exceptions.ProtocolError(str(exc))
+            response.close()
+            try:
+                body_retry = body_retry.increment(method="GET", url=response.url, error=cause)
+            except urllib3.exceptions.MaxRetryError:
+                raise SourceError(f"GET {response.url}: the body broke off, after retries ({exc}); expected {expected}") from exc
+            body_retry.sleep()
+        except requests.RequestException as exc:  # e.g. a body that does not decode: not transient
+            response.close()
+            raise SourceError(f"GET {response.url}: the body could not be read ({exc}); expected {expected}") from exc
+
+
+# What a body read can fail with once the headers are in: a cut or a silence.
+TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+
+
+class StreamedBody:
+    """A streamed 200 body for a consumer that reads it to the end (a COPY). A transport
+    failure mid-body raises `SourceError` naming the URL and how far the body got, and
+    stays in `failure`: consumers that wrap exceptions (psycopg2 reports a failed read()
+    in COPY as a database error) can be overruled by the code that opened the body."""
+
+    def __init__(self, response: requests.Response, expected: str):
+        response.raw.decode_content = True
+        self._raw = response.raw
+        self.url = response.url
+        self.expected = expected
+        self.received = 0
+        self.failure: SourceError | None = None
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._guarded(self._raw.read, None if size is None or size < 0 else size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._guarded(self._raw.readline, -1 if size is None else size)
+
+    def _guarded(self, read, size) -> bytes:
+        try:
+            data = read(size)
+        except TRANSPORT_ERRORS as exc:
+            self.failure = SourceError(
+                f"GET {self.url}: the body broke off after {self.received:,} bytes ({exc}); "
+                f"expected {self.expected} to the end"
+            )
+            raise self.failure from exc
+        self.received += len(data)
+        return data
 
 
 class SourceApiResource(ConfigurableResource):

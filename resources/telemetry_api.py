@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO, ClassVar
 
-from resources.http import SourceApiResource, SourceError, get_checked
+from resources.http import SourceApiResource, SourceError, StreamedBody, get_checked
 
 READING_COLUMNS = (
     "ts",
@@ -73,8 +73,10 @@ class TelemetryApiResource(SourceApiResource):
     def stream_readings(self, start: datetime, end: datetime) -> Iterator[BinaryIO]:
         """The readings with start <= ts < end as a CSV byte stream (header first).
 
-        The body is streamed, never held in memory: a mid-stream failure surfaces as a
-        read error in the consumer, which must then write nothing.
+        The body is streamed, never held in memory: a mid-stream failure (a cut, a
+        silence longer than read_timeout_s) is not retried, since the consumer has rows
+        of it already; it raises `SourceError` naming the URL, and the consumer must then
+        write nothing. So does the consumer's own complaint about the body.
         """
         session = self.session()
         url = f"{self.resolved_base_url()}/v1/readings"
@@ -86,12 +88,23 @@ class TelemetryApiResource(SourceApiResource):
             expected="CSV meter readings",
             stream=True,
         )
+        body = StreamedBody(response, "CSV meter readings")
         try:
             content_type = response.headers.get("Content-Type", "")
             if "csv" not in content_type:
                 raise SourceError(f"GET {response.url} answered Content-Type {content_type!r}; expected text/csv")
-            response.raw.decode_content = True
-            yield response.raw
+            try:
+                yield body
+            except SourceError as exc:
+                if exc is body.failure:
+                    raise
+                # The consumer's complaint about the body (e.g. its header): say whose body.
+                raise SourceError(f"GET {response.url} answered a body that is not CSV meter readings: {exc}") from exc
+            except Exception:
+                # The read failed inside COPY, which reports it as a database error.
+                if body.failure is not None:
+                    raise body.failure from body.failure.__cause__
+                raise
         finally:
             response.close()
             session.close()

@@ -6,8 +6,9 @@ the tests.
 
 Modules: config (SimulatorConfig), fleet (cities, archetypes, build_fleet), loadshapes
 (end-use demand, on-site supply), weather (temperature, irradiance, ...), readings
-(ReadingGenerator, generate), prices, carbon, modes (peak/outage windows), noise
-(counter-based hashing), csvformat (vectorised CSV text), params (query parsing, 400s),
-headend_api / weather_api / prices_api / carbon_api (routes), server (create_app,
-SimulatorServer), __main__ (`python -m simulator`).
+(ReadingGenerator, generate), prices, carbon, modes (peak/outage windows), faults
+(injected errors, rate limits, slow, cut and malformed responses), noise (counter-based
+hashing), csvformat (vectorised CSV text), params (query parsing, 400s), headend_api
+/ weather_api / prices_api / carbon_api (routes), server (create_app, SimulatorServer),
+__main__ (`python -m simulator`).
 """

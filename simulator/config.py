@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from simulator.faults import Fault
 from simulator.modes import ModeWindow
 
 
@@ -23,6 +24,7 @@ class SimulatorConfig:
     bad_row_rate: float = 0.0
     now: Callable[[], datetime] | None = None
     modes: tuple[ModeWindow, ...] = ()
+    faults: tuple[Fault, ...] = ()
 
     def __post_init__(self) -> None:
         if self.facilities < 1:

@@ -3,7 +3,9 @@
 Routes mimic the real services' formats: a meter head-end (`/v1/facilities`,
 `/v1/meters`, `/v1/readings`, `/v1/sim/modes`), Open-Meteo (`/v1/forecast`,
 `/v1/archive`), ComEd's price feed (`/api`) plus generic day-ahead prices
-(`/v1/prices/day-ahead`), and Electricity Maps (`/v3/carbon-intensity/...`).
+(`/v1/prices/day-ahead`), and Electricity Maps (`/v3/carbon-intensity/...`). Faults
+(errors, rate limits, slow, cut or malformed bodies) can be injected into any of them
+through `/v1/sim/faults`.
 """
 
 import threading
@@ -12,11 +14,12 @@ import urllib.request
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from simulator import carbon_api, headend_api, prices_api, weather_api
+from simulator import carbon_api, faults, headend_api, prices_api, weather_api
 from simulator.config import SimulatorConfig
 from simulator.fleet import build_fleet
 from simulator.modes import ModeBook
@@ -28,10 +31,11 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def create_app(config: SimulatorConfig) -> Starlette:
-    """The simulator as an ASGI app. `app.state.fleet` and `app.state.modes` (a
-    ModeBook) expose the world it serves, for in-process callers."""
+    """The simulator as an ASGI app. `app.state.fleet`, `app.state.modes` (a ModeBook)
+    and `app.state.faults` (a FaultBook) expose the world it serves, for in-process callers."""
     fleet = build_fleet(config.seed, config.facilities, config.interval_s)
     book = ModeBook(config.modes)
+    fault_book = faults.FaultBook(config.faults)
 
     async def healthz(request: Request):
         return JSONResponse({"status": "ok"})
@@ -46,11 +50,14 @@ def create_app(config: SimulatorConfig) -> Starlette:
             *weather_api.routes(config),
             *prices_api.routes(config),
             *carbon_api.routes(config),
+            *faults.routes(fault_book),
         ],
+        middleware=[Middleware(faults.FaultMiddleware, book=fault_book)],
         exception_handlers={BadRequest: bad_request},
     )
     app.state.fleet = fleet
     app.state.modes = book
+    app.state.faults = fault_book
     return app
 
 
