@@ -70,7 +70,9 @@ def meter_readings(
     slow_path = False
     for hour in hours(window.start, window.end):
         end = hour + timedelta(hours=1)
-        result = load_hour(postgres.engine, lambda h=hour, e=end: telemetry_api.stream_readings(h, e), hour, rules)
+        result = load_hour(
+            postgres.engine, lambda h=hour, e=end: telemetry_api.stream_readings(h, e), hour, rules, telemetry_api.retry_policy()
+        )
         totals["received"] += result.received
         totals["loaded"] += result.loaded
         totals["replaced"] += int(result.replaced)

@@ -7,8 +7,9 @@ fails before anything of its partition is written.
 
 urllib3 retries only up to the response headers. A body read whole (JSON) that breaks
 off or goes silent afterwards is fetched again here, under the same policy. A streamed
-body cannot be: its first rows are already consumed, so `StreamedBody` turns the break
-into a `SourceError` naming the URL and the consumer must write nothing.
+body cannot be resumed: its first rows are already consumed, so `StreamedBody` turns
+the break into a `BodyBrokenError` naming the URL; the consumer discards what it read
+and may fetch the whole body again under the same policy (`retry_policy`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,18 @@ class SourceError(RuntimeError):
     """A source did not deliver what we asked for, after retries."""
 
 
-def build_session(*, retries: int, backoff_factor: float, user_agent: str = "wattline") -> requests.Session:
-    retry = Retry(
+class BodyBrokenError(SourceError):
+    """A 200 body broke off (cut, or silent past the read timeout) after the headers."""
+
+    def __init__(self, message: str, url: str):
+        super().__init__(message)
+        self.url = url
+
+
+def retry_policy(retries: int, backoff_factor: float) -> Retry:
+    """The one retry policy of every source request: exponential backoff with jitter,
+    Retry-After honoured, transient statuses and connect/read errors retried."""
+    return Retry(
         total=retries,
         connect=retries,
         read=retries,
@@ -44,8 +55,11 @@ def build_session(*, retries: int, backoff_factor: float, user_agent: str = "wat
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+
+
+def build_session(*, retries: int, backoff_factor: float, user_agent: str = "wattline") -> requests.Session:
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
+    adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff_factor))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = user_agent
@@ -103,7 +117,7 @@ TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSE
 
 class StreamedBody:
     """A streamed 200 body for a consumer that reads it to the end (a COPY). A transport
-    failure mid-body raises `SourceError` naming the URL and how far the body got, and
+    failure mid-body raises `BodyBrokenError` naming the URL and how far the body got, and
     stays in `failure`: consumers that wrap exceptions (psycopg2 reports a failed read()
     in COPY as a database error) can be overruled by the code that opened the body."""
 
@@ -113,7 +127,7 @@ class StreamedBody:
         self.url = response.url
         self.expected = expected
         self.received = 0
-        self.failure: SourceError | None = None
+        self.failure: BodyBrokenError | None = None
 
     def read(self, size: int | None = -1) -> bytes:
         return self._guarded(self._raw.read, None if size is None or size < 0 else size)
@@ -125,9 +139,10 @@ class StreamedBody:
         try:
             data = read(size)
         except TRANSPORT_ERRORS as exc:
-            self.failure = SourceError(
+            self.failure = BodyBrokenError(
                 f"GET {self.url}: the body broke off after {self.received:,} bytes ({exc}); "
-                f"expected {self.expected} to the end"
+                f"expected {self.expected} to the end",
+                url=self.url,
             )
             raise self.failure from exc
         self.received += len(data)
@@ -167,6 +182,10 @@ class SourceApiResource(ConfigurableResource):
 
     def session(self) -> requests.Session:
         return build_session(retries=self.max_retries, backoff_factor=self.backoff_factor)
+
+    def retry_policy(self) -> Retry:
+        """The policy the session retries with, for re-fetching a body that broke off."""
+        return retry_policy(self.max_retries, self.backoff_factor)
 
     def get_json(
         self, path: str, params: dict | None, expected: str, *, headers: dict | None = None, base_url: str | None = None

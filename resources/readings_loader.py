@@ -23,9 +23,11 @@ from typing import BinaryIO
 import psycopg2
 import sqlalchemy as sa
 from psycopg2 import errors, sql
+from urllib3.exceptions import MaxRetryError, ProtocolError
+from urllib3.util.retry import Retry
 
 from resources.copy_loader import ensure_day_partitions, read_csv_header
-from resources.http import SourceError
+from resources.http import BodyBrokenError, SourceError
 from resources.sql_files import statements
 from resources.telemetry_api import READING_COLUMNS
 
@@ -68,8 +70,10 @@ def load_hour(
     open_body: Callable[[], contextlib.AbstractContextManager[BinaryIO]],
     hour: datetime,
     rules: ReadingRules,
+    body_retry: Retry | None = None,
 ) -> HourLoad:
-    """Replace the hour starting at `hour` with the delivery `open_body()` yields."""
+    """Replace the hour starting at `hour` with the delivery `open_body()` yields. A body
+    that breaks off mid-stream is fetched again from the start under `body_retry`."""
     end = hour + timedelta(hours=1)
     q = statements("meter_readings_load.sql")
     ensure_day_partitions(engine, "raw.meter_readings", hour, end)
@@ -99,13 +103,7 @@ def load_hour(
             cur.execute(q["clear_rejected"], params)
             cur.execute("savepoint staged")
             try:
-                # Created in this subtransaction, so COPY can FREEZE: rows land already
-                # frozen, and no later scan or vacuum has to rewrite every page for them.
-                cur.execute(statement("new_table"))
-                with open_body() as body:
-                    columns = read_csv_header(body, READING_COLUMNS)
-                    cur.copy_expert(_copy(columns, names["load"], freeze=True).as_string(cur), body, size=1 << 20)
-                result.received = cur.rowcount
+                result.received = _copy_whole_body(cur, statement, names, open_body, body_retry)
             except psycopg2.DataError:
                 cur.execute("rollback to savepoint staged")
                 cur.execute(statement("new_table"))
@@ -142,6 +140,32 @@ def load_hour(
     finally:
         connection.close()
     return result
+
+
+def _copy_whole_body(cur, statement, names: dict, open_body, body_retry: Retry | None) -> int:
+    """COPY the delivery into a fresh load table; returns the rows received.
+
+    The table is created in this subtransaction, so COPY can FREEZE: rows land already
+    frozen, and no later scan or vacuum has to rewrite every page for them. A body that
+    breaks off leaves part of the hour in the table: roll back to the savepoint and
+    fetch it whole again, as long as the retry policy allows.
+    """
+    while True:
+        cur.execute(statement("new_table"))
+        try:
+            with open_body() as body:
+                columns = read_csv_header(body, READING_COLUMNS)
+                cur.copy_expert(_copy(columns, names["load"], freeze=True).as_string(cur), body, size=1 << 20)
+            return cur.rowcount
+        except BodyBrokenError as exc:
+            cur.execute("rollback to savepoint staged")
+            if body_retry is None:
+                raise
+            try:
+                body_retry = body_retry.increment(method="GET", url=exc.url, error=ProtocolError(str(exc)))
+            except MaxRetryError:
+                raise BodyBrokenError(f"{exc}; fetched {len(body_retry.history) + 1} times, it never arrived whole", url=exc.url) from exc
+            body_retry.sleep()
 
 
 def _move_rejected(cur, statement, params: dict, result: HourLoad) -> None:

@@ -19,8 +19,11 @@ import requests
 import sqlalchemy as sa
 from dagster import materialize
 
+from assets.carbon import grid_carbon_intensity
+from assets.prices import grid_prices
 from assets.registry import facilities, meters
 from assets.telemetry import meter_readings
+from assets.weather import weather_hourly
 from simulator.config import SimulatorConfig
 from simulator.server import SimulatorServer
 from tests.conftest import load_registry, source_resources
@@ -104,12 +107,109 @@ def meters_snapshot(engine: sa.Engine, slot: int) -> list[tuple]:
         return sorted(tuple(row) for row in conn.execute(sa.text("select * from raw.meters")))
 
 
+FIRST_DAY = datetime(2025, 12, 1, tzinfo=UTC)
+
+
+def day(slot: int) -> datetime:
+    return FIRST_DAY + timedelta(days=slot)
+
+
+def day_window(slot: int) -> dict:
+    return {"s": day(slot), "e": day(slot) + timedelta(days=1)}
+
+
+def fleet(url: str) -> list[dict]:
+    return requests.get(f"{url}/v1/facilities", timeout=10).json()
+
+
+def carbon_served(url: str, slot: int) -> list[tuple]:
+    served = []
+    for zone in sorted({f["grid_zone"] for f in fleet(url)}):
+        for factor in ("lifecycle", "direct"):
+            params = {"zone": zone, "start": iso(day(slot)), "end": iso(day(slot) + timedelta(days=1)), "emissionFactorType": factor}
+            points = requests.get(f"{url}/v3/carbon-intensity/past-range", params=params, timeout=10).json()["data"]
+            served += [(zone, factor, p["datetime"][:19] + "Z", float(p["carbonIntensity"])) for p in points]
+    return sorted(served)
+
+
+def carbon_stored(engine: sa.Engine, slot: int) -> list[tuple]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "select zone, factor_type, to_char(hour_start at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+            "carbon_intensity_g_per_kwh from raw.grid_carbon_intensity where hour_start >= :s and hour_start < :e"
+        ), day_window(slot))
+        return sorted(tuple(row) for row in rows)
+
+
+def day_ahead_served(url: str, slot: int) -> list[tuple]:
+    served = []
+    for zone in sorted({f["price_zone"] for f in fleet(url)}):
+        body = requests.get(f"{url}/v1/prices/day-ahead", params={"zone": zone, "date": f"{day(slot):%Y-%m-%d}"}, timeout=10).json()
+        served += [(zone, p["start"], p["price"]) for p in body["prices"]]
+    return sorted(served)
+
+
+def day_ahead_stored(engine: sa.Engine, slot: int) -> list[tuple]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "select zone, to_char(interval_start at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), price_per_mwh "
+            "from raw.grid_prices where source = 'day_ahead' and interval_start >= :s and interval_start < :e"
+        ), day_window(slot))
+        return sorted(tuple(row) for row in rows)
+
+
+def weather_served(url: str, slot: int) -> list[tuple]:
+    served = []
+    for facility in fleet(url):
+        # One request per 0.1° cell, as the asset asks.
+        params = {"latitude": round(facility["latitude"], 1), "longitude": round(facility["longitude"], 1),
+                  "hourly": "temperature_2m", "start_date": f"{day(slot):%Y-%m-%d}", "end_date": f"{day(slot):%Y-%m-%d}", "timezone": "GMT"}
+        body = requests.get(f"{url}/v1/archive", params=params, timeout=10).json()["hourly"]
+        served += [(facility["facility_id"], t + ":00Z", v) for t, v in zip(body["time"], body["temperature_2m"], strict=True)]
+    return sorted(served)
+
+
+def weather_stored(engine: sa.Engine, slot: int) -> list[tuple]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "select facility_id, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), temperature_c "
+            "from raw.weather_hourly where time >= :s and time < :e"
+        ), day_window(slot))
+        return sorted(tuple(row) for row in rows)
+
+
+def daily_snapshot(table: str, time_column: str) -> Callable[[sa.Engine, int], list]:
+    def snapshot(engine: sa.Engine, slot: int) -> list:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(f"select * from raw.{table} where {time_column} >= :s and {time_column} < :e"), day_window(slot)
+            )
+            return sorted(tuple(row) for row in rows)
+
+    return snapshot
+
+
 READINGS = Feed(
     "readings", "/v1/readings", (meter_readings,), lambda slot: f"{hour(slot):%Y-%m-%d-%H}:00",
     readings_served, readings_stored, readings_snapshot,
 )
 # Facilities first, unfaulted: the faults target the meters request.
 METERS = Feed("meters", "/v1/meters", (facilities, meters), lambda slot: None, meters_served, meters_stored, meters_snapshot)
+
+
+# Daily feeds: each case's day counts from FIRST_DAY, well before the simulator's clock.
+CARBON = Feed(
+    "carbon", "/v3/carbon-intensity", (grid_carbon_intensity,), lambda slot: f"{day(slot):%Y-%m-%d}",
+    carbon_served, carbon_stored, daily_snapshot("grid_carbon_intensity", "hour_start"),
+)
+DAY_AHEAD = Feed(
+    "day-ahead prices", "/v1/prices/day-ahead", (grid_prices,), lambda slot: f"{day(slot):%Y-%m-%d}",
+    day_ahead_served, day_ahead_stored, daily_snapshot("grid_prices", "interval_start"),
+)
+WEATHER = Feed(
+    "weather", "/v1/archive", (weather_hourly,), lambda slot: f"{day(slot):%Y-%m-%d}",
+    weather_served, weather_stored, daily_snapshot("weather_hourly", "time"),
+)
 
 
 # --- cases ---------------------------------------------------------------------------
@@ -153,16 +253,25 @@ CASES = [
         options={"max_retries": 1}, prefilled=True, error=("answered 429",), hits=2,
     ),
     # A body that breaks off after the headers (cut, or silent longer than the read
-    # timeout) is not retried: the rows before the break are already in the COPY, so the
-    # hour's load rolls back and the run fails (see TelemetryApiResource.stream_readings).
-    Case("readings-cut-empty-hour", READINGS, {"kind": "truncate", "keep_fraction": 0.4, "count": 1}, loads=False, error=("broke off",)),
+    # timeout) has rows in the COPY already: the load rolls back to before it and fetches
+    # the hour whole again, under the same retry budget (readings_loader._copy_whole_body).
+    Case("readings-cut-retried", READINGS, {"kind": "truncate", "keep_fraction": 0.4, "count": 2}, loads=True),
     Case(
-        "readings-cut-full-hour", READINGS, {"kind": "truncate", "keep_fraction": 0.9, "count": 1}, loads=False,
-        prefilled=True, error=("broke off",),
+        "readings-stall-mid-body-retried", READINGS, {"kind": "slow", "delay_s": 2.0, "keep_fraction": 0.5, "count": 1},
+        loads=True, options={"read_timeout_s": 0.5}, prefilled=True,
+    ),
+    # Beyond the budget: the run fails and the hour keeps what it held (nothing, or the old rows).
+    Case(
+        "readings-cut-exhausted-empty-hour", READINGS, {"kind": "truncate", "keep_fraction": 0.4, "count": 5}, loads=False,
+        options={"max_retries": 1}, error=("broke off", "never arrived whole"), hits=2,
     ),
     Case(
-        "readings-stall-mid-body", READINGS, {"kind": "slow", "delay_s": 2.0, "keep_fraction": 0.5, "count": 1}, loads=False,
-        options={"read_timeout_s": 0.5}, prefilled=True, error=("broke off", "timed out"),
+        "readings-cut-exhausted-full-hour", READINGS, {"kind": "truncate", "keep_fraction": 0.9, "count": 5}, loads=False,
+        options={"max_retries": 1}, prefilled=True, error=("broke off", "never arrived whole"), hits=2,
+    ),
+    Case(
+        "readings-stall-exhausted-full-hour", READINGS, {"kind": "slow", "delay_s": 2.0, "keep_fraction": 0.5, "count": 5},
+        loads=False, options={"read_timeout_s": 0.5, "max_retries": 1}, prefilled=True, error=("broke off", "timed out"), hits=2,
     ),
     # A 200 with a body that does not parse is not transient: no retry, a clear failure.
     Case("readings-malformed-empty-hour", READINGS, {"kind": "malformed", "count": 1}, loads=False, error=("CSV header",)),
@@ -182,6 +291,21 @@ CASES = [
     Case(
         "meters-cut-exhausted", METERS, {"kind": "truncate", "count": 5}, loads=False, options={"max_retries": 1},
         error=("broke off", "IncompleteRead"), hits=2,
+    ),
+    # The daily feeds: every zone or location is fetched before the day is written, so a
+    # failure anywhere leaves the day as it was.
+    Case("carbon-500-burst", CARBON, {"kind": "error", "status": 500, "count": 3}, loads=True),
+    Case("carbon-cut-retried", CARBON, {"kind": "truncate", "count": 2}, loads=True, prefilled=True),
+    Case(
+        "carbon-429-exhausted-full-day", CARBON, {"kind": "rate_limit", "retry_after_s": 0, "count": 5}, loads=False,
+        options={"max_retries": 1}, prefilled=True, error=("answered 429",), hits=2,
+    ),
+    Case("day-ahead-503-burst", DAY_AHEAD, {"kind": "error", "count": 2}, loads=True),
+    Case("day-ahead-malformed-full-day", DAY_AHEAD, {"kind": "malformed", "count": 1}, loads=False, prefilled=True, error=("not JSON",)),
+    Case("weather-slow-retried", WEATHER, {"kind": "slow", "delay_s": 2.0, "count": 1}, loads=True, options={"read_timeout_s": 0.5}),
+    Case(
+        "weather-503-exhausted-full-day", WEATHER, {"kind": "error", "count": 5}, loads=False,
+        options={"max_retries": 1}, prefilled=True, error=("answered 503",), hits=2,
     ),
     Case(
         "meters-503-exhausted", METERS, {"kind": "error", "count": 5}, loads=False, options={"max_retries": 1},
