@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from assets import carbon, dbt_models, prices, registry, telemetry, weather
+from assets.source_checks import SOURCE_CHECKS
 from orchestration import jobs
 from resources.carbon_api import CarbonApiResource
 from resources.dbt import dbt_cli
@@ -22,6 +23,7 @@ defs = Definitions(
         dbt_models.dbt_incremental_models,
         dbt_models.dbt_models,
     ],
+    asset_checks=SOURCE_CHECKS,
     jobs=[jobs.registry_job, jobs.telemetry_job, jobs.grid_and_weather_job, jobs.incremental_marts_job, jobs.unpartitioned_models_job],
     resources={
         "postgres": PostgresResource(),

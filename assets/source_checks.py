@@ -1,0 +1,114 @@
+"""Great Expectations suites on every raw table, as Dagster asset checks per partition.
+
+Each check validates the window its run materialised, inside PostgreSQL
+(`resources/expectations.py`). The meter-readings check is blocking: a window that
+fails it keeps the dbt models downstream from building in the same run, and the
+automation that builds them later sees the failed check. The weather, price and carbon
+checks warn: a gap in those feeds degrades the marts' context columns, it does not
+make the load figures wrong.
+
+Completeness thresholds are set from what the registry says should have arrived, so a
+head-end outage that delivers a half-empty hour fails, while one silent meter does not.
+"""
+
+import math
+from datetime import UTC, datetime
+
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
+
+from orchestration.partitions import daily_partitions, hourly_partitions
+from resources.postgres import PostgresResource
+
+# Share of the expected readings a window must hold to pass: below this, the window is
+# more likely a head-end outage than a few meters offline.
+READINGS_COMPLETENESS = 0.8
+# Daily feeds: share of the expected points (zones/facilities × intervals elapsed).
+FEED_COMPLETENESS = 0.9
+
+
+def _elapsed(start: datetime, end: datetime) -> float:
+    """Seconds of [start, end) already past: the open partition is judged on what could have arrived."""
+    return max(0.0, (min(end, datetime.now(UTC)) - start).total_seconds())
+
+
+def _scalar(postgres: PostgresResource, query: str, params: dict | None = None):
+    with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchone()[0]
+
+
+def expected_readings(postgres: PostgresResource, start: datetime, end: datetime) -> int:
+    """Readings the active meters owe for [start, end): each meter one per interval elapsed."""
+    elapsed = int(_elapsed(start, end))
+    return int(_scalar(postgres, "select coalesce(sum(%(s)s / interval_s), 0) from raw.meters where active", {"s": elapsed}))
+
+
+def _run(postgres: PostgresResource, suite, start: datetime, end: datetime, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
+    from resources.expectations import validate
+
+    outcome = validate(postgres.database.sqlalchemy_url, suite, start, end)
+    return outcome.check_result(severity=severity)
+
+
+@asset_check(
+    asset=AssetKey(["raw", "meter_readings"]),
+    name="readings_expectations",
+    blocking=True,
+    partitions_def=hourly_partitions,
+)
+def readings_expectations(context: AssetCheckExecutionContext, postgres: PostgresResource) -> AssetCheckResult:
+    """Great Expectations on the loaded window of `raw.meter_readings`: at least 80 % of
+    the readings the active meters owe, every reading with a meter, facility and energy,
+    energy ≥ 0, power factor within [0, 1], voltage within 80–600 V, a known energy
+    source. Blocking: the marts are not built on a window that fails."""
+    from resources.expectations import meter_readings_suite
+
+    window = context.partition_time_window
+    minimum = math.floor(READINGS_COMPLETENESS * expected_readings(postgres, window.start, window.end))
+    # The primary key already makes (meter_id, ts) unique; checking it again would
+    # triple the cost of the check.
+    return _run(postgres, meter_readings_suite(minimum, unique_key=False), window.start, window.end)
+
+
+@asset_check(asset=AssetKey(["raw", "weather_hourly"]), name="weather_expectations", partitions_def=daily_partitions)
+def weather_expectations(context: AssetCheckExecutionContext, postgres: PostgresResource) -> AssetCheckResult:
+    """Great Expectations on the day of `raw.weather_hourly`: an hour for (nearly) every
+    active facility with coordinates, temperature within −80–60 °C, humidity and cloud
+    cover within 0–100 %, radiation within 0–1500 W/m², wind within 0–400 km/h. Warns."""
+    from resources.expectations import weather_hourly_suite
+
+    window = context.partition_time_window
+    facilities = _scalar(postgres, "select count(*) from raw.facilities where active and latitude is not null")
+    # The open day holds observed and forecast hours: all 24.
+    minimum = math.floor(FEED_COMPLETENESS * facilities * 24)
+    return _run(postgres, weather_hourly_suite(minimum), window.start, window.end, AssetCheckSeverity.WARN)
+
+
+@asset_check(asset=AssetKey(["raw", "grid_prices"]), name="price_expectations", partitions_def=daily_partitions)
+def price_expectations(context: AssetCheckExecutionContext, postgres: PostgresResource) -> AssetCheckResult:
+    """Great Expectations on the day of `raw.grid_prices`: (nearly) every 5-minute price
+    elapsed for every price zone, prices within −1,000–20,000 per MWh (negative prices
+    happen), a known currency and resolution, each interval ending after it starts. Warns."""
+    from resources.expectations import grid_prices_suite
+
+    window = context.partition_time_window
+    zones = _scalar(postgres, "select count(distinct price_zone) from raw.facilities where active")
+    minimum = math.floor(FEED_COMPLETENESS * zones * (_elapsed(window.start, window.end) // 300))
+    return _run(postgres, grid_prices_suite(minimum), window.start, window.end, AssetCheckSeverity.WARN)
+
+
+@asset_check(asset=AssetKey(["raw", "grid_carbon_intensity"]), name="carbon_expectations", partitions_def=daily_partitions)
+def carbon_expectations(context: AssetCheckExecutionContext, postgres: PostgresResource) -> AssetCheckResult:
+    """Great Expectations on the day of `raw.grid_carbon_intensity`: (nearly) every hour
+    elapsed for every grid zone, intensity within 0–2,000 gCO2eq/kWh, a known factor
+    type. Warns."""
+    from resources.expectations import grid_carbon_intensity_suite
+
+    window = context.partition_time_window
+    zones = _scalar(postgres, "select count(distinct grid_zone) from raw.facilities where active")
+    hours = math.ceil(_elapsed(window.start, window.end) / 3600)
+    minimum = math.floor(FEED_COMPLETENESS * zones * hours)
+    return _run(postgres, grid_carbon_intensity_suite(minimum), window.start, window.end, AssetCheckSeverity.WARN)
+
+
+SOURCE_CHECKS = [readings_expectations, weather_expectations, price_expectations, carbon_expectations]
