@@ -98,7 +98,8 @@ def meters_served(url: str, slot: int) -> list[tuple]:
 
 def meters_stored(engine: sa.Engine, slot: int) -> list[tuple]:
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("select meter_id, facility_id, energy_source, end_use, interval_s, active from raw.meters"))
+        # Active ones: other modules' meters share the database and are retired here.
+        rows = conn.execute(sa.text("select meter_id, facility_id, energy_source, end_use, interval_s, active from raw.meters where active"))
         return sorted(tuple(row) for row in rows)
 
 
