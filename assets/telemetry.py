@@ -68,6 +68,7 @@ def meter_readings(
     totals = {"received": 0, "loaded": 0, "replaced": 0}
     rejected: dict[str, int] = {}
     slow_path = False
+    seconds: dict[str, float] = {}
     for hour in hours(window.start, window.end):
         end = hour + timedelta(hours=1)
         result = load_hour(
@@ -79,6 +80,8 @@ def meter_readings(
         for rule, count in result.rejected.items():
             rejected[rule] = rejected.get(rule, 0) + count
         slow_path = slow_path or result.slow_path
+        for phase, spent in result.seconds.items():
+            seconds[phase] = seconds.get(phase, 0.0) + spent
         context.log.info(
             f"{hour:%Y-%m-%d %H:%M}–{end:%H:%M} UTC: {result.loaded:,} readings loaded, "
             f"{result.rejected_total:,} quarantined {result.rejected or ''}"
@@ -95,6 +98,8 @@ def meter_readings(
         **{f"rejected/{rule}": count for rule, count in sorted(rejected.items())},
         "malformed_delivery": slow_path,
         "hours_replaced": totals["replaced"],
+        # Where the load time went, summed over the run's hours.
+        **{f"seconds/{phase}": round(spent, 2) for phase, spent in seconds.items()},
         "window_start": MetadataValue.timestamp(window.start),
         "window_end": MetadataValue.timestamp(window.end),
     }

@@ -15,6 +15,7 @@ are quarantined one by one and the good lines of the hour still load.
 
 import contextlib
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +56,8 @@ class HourLoad:
     replaced: bool = False
     rejected: dict[str, int] = field(default_factory=dict)
     slow_path: bool = False
+    # Seconds per phase (copy, rules, key, swap): where an hour's load time goes.
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def rejected_total(self) -> int:
@@ -102,6 +105,7 @@ def load_hour(
                 raise SourceError("the meter registry is empty: materialise raw/meters before loading readings")
             cur.execute(q["clear_rejected"], params)
             cur.execute("savepoint staged")
+            phase = time.perf_counter()
             try:
                 result.received = _copy_whole_body(cur, statement, names, open_body, body_retry)
             except psycopg2.DataError:
@@ -113,9 +117,11 @@ def load_hour(
                     result.received, malformed = _stage_line_by_line(cur, q, names, body, columns, params)
                 result.rejected.update(malformed)
 
+            phase = _lap(result, "copy", phase)
             cur.execute(q["verdicts"])
             cur.execute(statement("judge_rules"), params)
             _move_rejected(cur, statement, params, result)
+            phase = _lap(result, "rules", phase)
             cur.execute("savepoint quarantined")
             try:
                 cur.execute(statement("unique_index"))
@@ -125,6 +131,7 @@ def load_hour(
                 cur.execute(statement("judge_duplicates"))
                 _move_rejected(cur, statement, params, result)
                 cur.execute(statement("unique_index"))
+            phase = _lap(result, "key", phase)
             cur.execute(statement("window_check"), params)
             cur.execute(statement("count_loaded"))
             result.loaded = cur.fetchone()[0]
@@ -134,12 +141,19 @@ def load_hour(
             cur.execute("set local lock_timeout = '60s'")
             cur.execute(statement("swap"), params)
         connection.commit()
+        _lap(result, "swap", phase)
     except BaseException:
         connection.rollback()
         raise
     finally:
         connection.close()
     return result
+
+
+def _lap(result: HourLoad, name: str, since: float) -> float:
+    now = time.perf_counter()
+    result.seconds[name] = now - since
+    return now
 
 
 def _copy_whole_body(cur, statement, names: dict, open_body, body_retry: Retry | None) -> int:
