@@ -102,6 +102,16 @@ def load_registry(warehouse: Database, base_url: str) -> None:
     assert materialize([facilities, meters], resources=source_resources(warehouse, base_url)).success
 
 
+def failure_text(result) -> str:
+    """The step failure as the UI shows it: the error and its causes."""
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    parts = []
+    while error is not None:
+        parts.append(error.message)
+        error = error.cause
+    return "\n".join(parts)
+
+
 @pytest.fixture(scope="session")
 def dbt_manifest(warehouse: Database) -> Path:
     """The dbt manifest, prepared once for the session's warehouse."""

@@ -16,7 +16,7 @@ from assets.prices import grid_prices
 from assets.weather import weather_hourly
 from simulator.config import SimulatorConfig
 from simulator.server import SimulatorServer
-from tests.conftest import load_registry, source_resources
+from tests.conftest import failure_text, load_registry, source_resources
 
 FACILITIES = 4
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -206,8 +206,7 @@ def test_a_failing_zone_fails_the_day_and_writes_nothing(engine, warehouse, simu
         with engine.begin() as conn:
             conn.execute(sa.text("delete from raw.facilities where facility_id = 'F-NOWHERE'"))
     assert not result.success
-    error = result.get_step_failure_events()[0].step_failure_data.error
-    message = error.message + (error.cause.message if error.cause else "")
+    message = failure_text(result)
     assert "past-range" in message and "answered 400" in message and "XX-NOWHERE" in message
     # The zones that answered were not written either: the day is all or nothing.
     assert rows(engine, count, **window)[0].n == 0

@@ -26,7 +26,7 @@ from assets.telemetry import meter_readings
 from assets.weather import weather_hourly
 from simulator.config import SimulatorConfig
 from simulator.server import SimulatorServer
-from tests.conftest import load_registry, source_resources
+from tests.conftest import failure_text, load_registry, source_resources
 
 # The world of test_telemetry_load, so both modules agree on the registry they load.
 NOW = datetime(2026, 1, 6, 12, tzinfo=UTC)
@@ -133,13 +133,20 @@ def carbon_served(url: str, slot: int) -> list[tuple]:
     return sorted(served)
 
 
-def carbon_stored(engine: sa.Engine, slot: int) -> list[tuple]:
+def utc_text(column: str) -> str:
+    """A timestamptz as the ISO text the APIs serve."""
+    return f"to_char({column} at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+
+def day_rows(engine: sa.Engine, query: str, slot: int) -> list[tuple]:
+    """The rows of `query` (with :s and :e for the case's day), sorted."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "select zone, factor_type, to_char(hour_start at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-            "carbon_intensity_g_per_kwh from raw.grid_carbon_intensity where hour_start >= :s and hour_start < :e"
-        ), day_window(slot))
-        return sorted(tuple(row) for row in rows)
+        return sorted(tuple(row) for row in conn.execute(sa.text(query), day_window(slot)))
+
+
+def carbon_stored(engine: sa.Engine, slot: int) -> list[tuple]:
+    return day_rows(engine, f"select zone, factor_type, {utc_text('hour_start')}, carbon_intensity_g_per_kwh "
+                            "from raw.grid_carbon_intensity where hour_start >= :s and hour_start < :e", slot)
 
 
 def day_ahead_served(url: str, slot: int) -> list[tuple]:
@@ -151,12 +158,8 @@ def day_ahead_served(url: str, slot: int) -> list[tuple]:
 
 
 def day_ahead_stored(engine: sa.Engine, slot: int) -> list[tuple]:
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "select zone, to_char(interval_start at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), price_per_mwh "
-            "from raw.grid_prices where source = 'day_ahead' and interval_start >= :s and interval_start < :e"
-        ), day_window(slot))
-        return sorted(tuple(row) for row in rows)
+    return day_rows(engine, f"select zone, {utc_text('interval_start')}, price_per_mwh from raw.grid_prices "
+                            "where source = 'day_ahead' and interval_start >= :s and interval_start < :e", slot)
 
 
 def weather_served(url: str, slot: int) -> list[tuple]:
@@ -171,23 +174,13 @@ def weather_served(url: str, slot: int) -> list[tuple]:
 
 
 def weather_stored(engine: sa.Engine, slot: int) -> list[tuple]:
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "select facility_id, to_char(time at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), temperature_c "
-            "from raw.weather_hourly where time >= :s and time < :e"
-        ), day_window(slot))
-        return sorted(tuple(row) for row in rows)
+    return day_rows(engine, f"select facility_id, {utc_text('time')}, temperature_c from raw.weather_hourly "
+                            "where time >= :s and time < :e", slot)
 
 
 def daily_snapshot(table: str, time_column: str) -> Callable[[sa.Engine, int], list]:
-    def snapshot(engine: sa.Engine, slot: int) -> list:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(f"select * from raw.{table} where {time_column} >= :s and {time_column} < :e"), day_window(slot)
-            )
-            return sorted(tuple(row) for row in rows)
-
-    return snapshot
+    """Every column of the case's day in `table`, load metadata included."""
+    return lambda engine, slot: day_rows(engine, f"select * from raw.{table} where {time_column} >= :s and {time_column} < :e", slot)
 
 
 READINGS = Feed(
@@ -333,16 +326,6 @@ def faults(simulator):
     book.clear()
     yield book
     book.clear()
-
-
-def failure_text(result) -> str:
-    """The step failure as the UI shows it: the error and its causes."""
-    error = result.get_step_failure_events()[0].step_failure_data.error
-    parts = []
-    while error is not None:
-        parts.append(error.message)
-        error = error.cause
-    return "\n".join(parts)
 
 
 @pytest.mark.parametrize(("slot", "case"), list(enumerate(CASES)), ids=[case.id for case in CASES])

@@ -19,7 +19,7 @@ from resources.postgres import PostgresResource
 from resources.telemetry_api import TelemetryApiResource
 from simulator.config import SimulatorConfig
 from simulator.server import BackgroundServer, SimulatorServer
-from tests.conftest import load_registry, source_resources
+from tests.conftest import failure_text, load_registry, source_resources
 
 NOW = datetime(2026, 1, 6, 12, tzinfo=UTC)
 HOUR = datetime(2026, 1, 5, 10, tzinfo=UTC)
@@ -73,16 +73,6 @@ def duplicates(engine) -> int:
         return conn.scalar(
             sa.text("select count(*) - count(distinct (meter_id, ts)) from raw.meter_readings")
         )
-
-
-def failure_text(result) -> str:
-    """The step failure as the UI shows it: the error and its causes."""
-    error = result.get_step_failure_events()[0].step_failure_data.error
-    parts = []
-    while error is not None:
-        parts.append(error.message)
-        error = error.cause
-    return "\n".join(parts)
 
 
 def test_a_partition_holds_exactly_what_the_source_served(engine, simulator, resources):
