@@ -5,6 +5,7 @@ from dagster import Definitions
 from assets import carbon, dbt_models, prices, registry, telemetry, weather
 from assets.source_checks import SOURCE_CHECKS
 from orchestration import jobs
+from orchestration.automation import SOURCE_SCHEDULES
 from resources.carbon_api import CarbonApiResource
 from resources.dbt import dbt_cli
 from resources.postgres import PostgresResource
@@ -24,6 +25,7 @@ defs = Definitions(
         dbt_models.dbt_models,
     ],
     asset_checks=SOURCE_CHECKS,
+    schedules=SOURCE_SCHEDULES,
     jobs=[jobs.registry_job, jobs.telemetry_job, jobs.grid_and_weather_job, jobs.incremental_marts_job, jobs.unpartitioned_models_job],
     resources={
         "postgres": PostgresResource(),
