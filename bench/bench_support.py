@@ -1,11 +1,13 @@
 """A throwaway database for a benchmark: on WATTLINE_DATABASE_URL's server, else the
-embedded server under WATTLINE_HOME; dropped afterwards."""
+embedded server under WATTLINE_HOME; dropped afterwards, and an embedded server the
+benchmark started is stopped again (it would otherwise outlive the benchmark)."""
 
 import contextlib
 import secrets
 
 import sqlalchemy as sa
 
+from orchestration import embedded_postgres
 from orchestration.database import Database
 from orchestration.runtime import ensure_warehouse
 from orchestration.settings import get_settings
@@ -14,7 +16,9 @@ from resources.postgres import ensure_warehouse_schema
 
 @contextlib.contextmanager
 def fresh_database():
-    server = ensure_warehouse(get_settings())
+    settings = get_settings()
+    started_here = not settings.database_url and embedded_postgres.running_url(settings.home) is None
+    server = ensure_warehouse(settings)
     database = server.with_name(f"wattline_bench_{secrets.token_hex(4)}")
     admin = sa.create_engine(server.sqlalchemy_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -26,3 +30,5 @@ def fresh_database():
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{database.name}" with (force)'))
         admin.dispose()
+        if started_here:
+            embedded_postgres.stop(settings.home)
