@@ -2,11 +2,11 @@
 
 from datetime import UTC, datetime
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 from orchestration.partitions import daily_partitions
 from resources.carbon_api import CarbonApiResource
-from resources.feed_tables import replace_window, window_summary
+from resources.feed_tables import replace_window, window_metadata
 from resources.postgres import PostgresResource
 
 
@@ -48,13 +48,13 @@ def grid_carbon_intensity(
     where = "zone = any(%(zones)s) and factor_type = any(%(factor_types)s) and hour_start >= %(start)s and hour_start < %(end)s"
     replaced = replace_window(postgres, "raw.grid_carbon_intensity", rows, where, params, context.partition_key, rejected)
 
-    day = window_summary(postgres, "raw.grid_carbon_intensity", "hour_start", "hour_start >= %(start)s and hour_start < %(end)s", params)
+    day = window_metadata(postgres, "raw.grid_carbon_intensity", "hour_start", window.start, window.end)
     if rejected:
         context.log.warning(f"{len(rejected)} carbon points unreadable (kept in raw.feed_rejected): {rejected[0]['reason']}")
     lifecycle = [row["carbon_intensity_g_per_kwh"] for row in rows if row["factor_type"] == "lifecycle"]
     return MaterializeResult(
         metadata={
-            "dagster/row_count": day["rows"],
+            **day,
             "rows_written": len(rows),
             "rows_replaced": replaced,
             "estimated_hours": sum(1 for row in rows if row["is_estimated"]),
@@ -62,7 +62,5 @@ def grid_carbon_intensity(
             "factor_types": ", ".join(carbon_api.factor_types),
             "mean_lifecycle_g_per_kwh": round(sum(lifecycle) / len(lifecycle), 1) if lifecycle else "none",
             "points_rejected": len(rejected),
-            "first_hour": MetadataValue.timestamp(day["first"]) if day["first"] else "none",
-            "last_hour": MetadataValue.timestamp(day["last"]) if day["last"] else "none",
         }
     )

@@ -2,10 +2,10 @@
 
 from datetime import UTC, datetime, timedelta
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 from orchestration.partitions import daily_partitions
-from resources.feed_tables import replace_window, window_summary
+from resources.feed_tables import replace_window, window_metadata
 from resources.postgres import PostgresResource
 from resources.price_api import PriceApiResource, hourly_averages
 
@@ -66,13 +66,13 @@ def grid_prices(context: AssetExecutionContext, price_api: PriceApiResource, pos
     where = "zone = any(%(zones)s) and interval_start >= %(start)s and interval_start < %(end)s"
     replaced = replace_window(postgres, "raw.grid_prices", rows, where, params, context.partition_key, rejected)
 
-    day = window_summary(postgres, "raw.grid_prices", "interval_start", "interval_start >= %(start)s and interval_start < %(end)s", params)
+    day = window_metadata(postgres, "raw.grid_prices", "interval_start", window.start, window.end)
     if rejected:
         context.log.warning(f"{len(rejected)} price points unreadable (kept in raw.feed_rejected): {rejected[0]['reason']}")
     prices = [row["price_per_mwh"] for row in five_minute]
     return MaterializeResult(
         metadata={
-            "dagster/row_count": day["rows"],
+            **day,
             "five_minute_prices": len(five_minute),
             "hourly_averages": len(hourly),
             "day_ahead_prices": len(day_ahead),
@@ -81,7 +81,5 @@ def grid_prices(context: AssetExecutionContext, price_api: PriceApiResource, pos
             "unit": "currency per MWh",
             "mean_price_per_mwh": round(sum(prices) / len(prices), 2) if prices else "no prices",
             "points_rejected": len(rejected),
-            "first_interval": MetadataValue.timestamp(day["first"]) if day["first"] else "none",
-            "last_interval": MetadataValue.timestamp(day["last"]) if day["last"] else "none",
         }
     )

@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 
 from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
 
+from assets.carbon import grid_zones
+from assets.prices import price_zones
+from assets.weather import facility_locations
 from orchestration.partitions import daily_partitions, hourly_partitions
 from resources.postgres import PostgresResource
 
@@ -31,16 +34,11 @@ def _elapsed(start: datetime, end: datetime) -> float:
     return max(0.0, (min(end, datetime.now(UTC)) - start).total_seconds())
 
 
-def _scalar(postgres: PostgresResource, query: str, params: dict | None = None):
-    with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        cur.execute(query, params)
-        return cur.fetchone()[0]
-
-
 def expected_readings(postgres: PostgresResource, start: datetime, end: datetime) -> int:
     """Readings the active meters owe for [start, end): each meter one per interval elapsed."""
-    elapsed = int(_elapsed(start, end))
-    return int(_scalar(postgres, "select coalesce(sum(%(s)s / interval_s), 0) from raw.meters where active", {"s": elapsed}))
+    with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
+        cur.execute("select coalesce(sum(%s / interval_s), 0) from raw.meters where active", (int(_elapsed(start, end)),))
+        return int(cur.fetchone()[0])
 
 
 def _run(postgres: PostgresResource, suite, start: datetime, end: datetime, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
@@ -78,7 +76,8 @@ def weather_expectations(context: AssetCheckExecutionContext, postgres: Postgres
     from resources.expectations import weather_hourly_suite
 
     window = context.partition_time_window
-    facilities = _scalar(postgres, "select count(*) from raw.facilities where active and latitude is not null")
+    cells, _ = facility_locations(postgres)
+    facilities = sum(len(ids) for ids in cells.values())
     # The open day holds observed and forecast hours: all 24.
     minimum = math.floor(FEED_COMPLETENESS * facilities * 24)
     return _run(postgres, weather_hourly_suite(minimum), window.start, window.end, AssetCheckSeverity.WARN)
@@ -92,7 +91,7 @@ def price_expectations(context: AssetCheckExecutionContext, postgres: PostgresRe
     from resources.expectations import grid_prices_suite
 
     window = context.partition_time_window
-    zones = _scalar(postgres, "select count(distinct price_zone) from raw.facilities where active")
+    zones = len(price_zones(postgres))
     minimum = math.floor(FEED_COMPLETENESS * zones * (_elapsed(window.start, window.end) // 300))
     return _run(postgres, grid_prices_suite(minimum), window.start, window.end, AssetCheckSeverity.WARN)
 
@@ -105,7 +104,7 @@ def carbon_expectations(context: AssetCheckExecutionContext, postgres: PostgresR
     from resources.expectations import grid_carbon_intensity_suite
 
     window = context.partition_time_window
-    zones = _scalar(postgres, "select count(distinct grid_zone) from raw.facilities where active")
+    zones = len(grid_zones(postgres))
     hours = math.ceil(_elapsed(window.start, window.end) / 3600)
     minimum = math.floor(FEED_COMPLETENESS * zones * hours)
     return _run(postgres, grid_carbon_intensity_suite(minimum), window.start, window.end, AssetCheckSeverity.WARN)

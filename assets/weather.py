@@ -5,14 +5,14 @@ from datetime import UTC, datetime, timedelta
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from orchestration.partitions import daily_partitions
-from resources.feed_tables import replace_window, window_summary
+from resources.feed_tables import replace_window, window_metadata
 from resources.postgres import PostgresResource
 from resources.weather_api import WeatherApiResource
 
 FORECAST_HORIZON = timedelta(hours=48)
 # Facilities within the same 0.1° cell (~11 km, about the resolution of Open-Meteo's
 # regional models) share one request.
-CELL_DEGREES = 1
+CELL_DECIMALS = 1
 
 
 def facility_locations(postgres: PostgresResource) -> tuple[dict[tuple[float, float], list[str]], list[str]]:
@@ -25,7 +25,7 @@ def facility_locations(postgres: PostgresResource) -> tuple[dict[tuple[float, fl
             if latitude is None or longitude is None:
                 unlocated.append(facility_id)
                 continue
-            cells.setdefault((round(latitude, CELL_DEGREES), round(longitude, CELL_DEGREES)), []).append(facility_id)
+            cells.setdefault((round(latitude, CELL_DECIMALS), round(longitude, CELL_DECIMALS)), []).append(facility_id)
     return cells, unlocated
 
 
@@ -89,13 +89,13 @@ def weather_hourly(context: AssetExecutionContext, weather_api: WeatherApiResour
     params = {"facilities": facilities, "start": day_start, "end": day_end}
     replaced = replace_window(postgres, "raw.weather_hourly", rows, where, params, context.partition_key, rejected)
 
-    day = window_summary(postgres, "raw.weather_hourly", "time", "time >= %(start)s and time < %(end)s", params)
+    day = window_metadata(postgres, "raw.weather_hourly", "time", day_start, day_end)
     forecast_rows = sum(1 for row in rows if row["is_forecast"])
     if rejected:
         context.log.warning(f"{len(rejected)} weather points unreadable (kept in raw.feed_rejected): {rejected[0]['reason']}")
     return MaterializeResult(
         metadata={
-            "dagster/row_count": day["rows"],
+            **day,
             "rows_written": len(rows),
             "rows_replaced": replaced,
             "forecast_rows": forecast_rows,
@@ -105,8 +105,6 @@ def weather_hourly(context: AssetExecutionContext, weather_api: WeatherApiResour
             "locations_fetched": len(cells),
             "facilities_without_coordinates": len(unlocated),
             "points_rejected": len(rejected),
-            "first_hour": MetadataValue.timestamp(day["first"]) if day["first"] else "none",
-            "last_hour": MetadataValue.timestamp(day["last"]) if day["last"] else "none",
             "forecast_until": MetadataValue.timestamp(horizon_end - timedelta(hours=1)) if is_open_day else "no forecast (past day)",
         }
     )

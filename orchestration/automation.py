@@ -45,6 +45,10 @@ def _tick(context: ScheduleEvaluationContext) -> datetime:
     return context.scheduled_execution_time
 
 
+def _partition_requests(keys: list[str], tick: datetime) -> list[RunRequest]:
+    return [RunRequest(run_key=f"{key}@{tick:%Y-%m-%dT%H:%M}", partition_key=key) for key in keys]
+
+
 @schedule(
     job=telemetry_job,
     cron_schedule="*/5 * * * *",
@@ -54,9 +58,7 @@ def _tick(context: ScheduleEvaluationContext) -> datetime:
 def open_hour_telemetry(context: ScheduleEvaluationContext):
     """Every 5 minutes: reload the open telemetry hour (and the hour just closed, for 15
     minutes), so the marts trail the meters by minutes."""
-    tick = _tick(context)
-    for key in open_hours(tick):
-        yield RunRequest(run_key=f"{key}@{tick:%Y-%m-%dT%H:%M}", partition_key=key)
+    return _partition_requests(open_hours(_tick(context)), _tick(context))
 
 
 @schedule(
@@ -68,9 +70,7 @@ def open_hour_telemetry(context: ScheduleEvaluationContext):
 def hourly_grid_and_weather(context: ScheduleEvaluationContext):
     """Every hour at :07: reload today's weather (observations so far and the next 48 h
     of forecast), prices and carbon intensity, and yesterday's for the first two hours."""
-    tick = _tick(context)
-    for key in open_days(tick):
-        yield RunRequest(run_key=f"{key}@{tick:%Y-%m-%dT%H:%M}", partition_key=key)
+    return _partition_requests(open_days(_tick(context)), _tick(context))
 
 
 @schedule(

@@ -57,13 +57,20 @@ def replace_window(
     return deleted
 
 
-def window_summary(postgres: PostgresResource, table: str, time_column: str, where: str, params: dict) -> dict:
-    """Row count and time range of what a window holds after a load."""
+def window_metadata(postgres: PostgresResource, table: str, time_column: str, start: datetime, end: datetime) -> dict:
+    """What [start, end) of `table` holds after a load, as materialisation metadata: its
+    row count and the first and last time in it."""
+    from dagster import MetadataValue
+
     schema, name = table.split(".")
-    query = sql.SQL("select count(*), min({t}), max({t}) from {table} where ").format(
+    query = sql.SQL("select count(*), min({t}), max({t}) from {table} where {t} >= %(start)s and {t} < %(end)s").format(
         t=sql.Identifier(time_column), table=sql.Identifier(schema, name)
-    ) + sql.SQL(where)
+    )
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        cur.execute(query, params)
+        cur.execute(query, {"start": start, "end": end})
         count, first, last = cur.fetchone()
-    return {"rows": count, "first": first, "last": last}
+    return {
+        "dagster/row_count": count,
+        "first_row_at": MetadataValue.timestamp(first) if first else "none",
+        "last_row_at": MetadataValue.timestamp(last) if last else "none",
+    }
