@@ -1,8 +1,13 @@
 """dbt models (staging → marts) as Dagster assets, one lineage with the source assets.
 
-Incremental models are partitioned like the telemetry they read and run as one dbt
-invocation per backfill range; everything else (views, tables rebuilt whole) is
-unpartitioned.
+Three sets, in the order a run builds them:
+- `dbt_models`: seeds, staging views and dimensions, unpartitioned: what the marts read;
+- `dbt_incremental_models`: the time-partitioned marts, one dbt invocation per backfill
+  range, restricted to the range by vars;
+- `dbt_derived_models`: tables rebuilt whole from the incremental marts (budget status,
+  anomalies, recommendations, scores), unpartitioned.
+The split follows the graph: one multi-asset holding models both upstream and
+downstream of the incremental ones could not run in the same run as them.
 """
 
 import json
@@ -17,10 +22,12 @@ from resources.dbt import dbt_project
 from resources.postgres import PostgresResource
 
 INCREMENTAL = "config.materialized:incremental"
+DOWNSTREAM_OF_INCREMENTAL = f"{INCREMENTAL}+"
 
 
 class WattlineDbtTranslator(DagsterDbtTranslator):
-    """Keys are `<schema>/<name>` (the table BI reads), groups are the dbt folder."""
+    """Keys are `<schema>/<name>` (the table BI reads), groups are the dbt folder
+    (staging, intermediate, marts) or `seeds`."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         if dbt_resource_props["resource_type"] == "source":
@@ -30,6 +37,8 @@ class WattlineDbtTranslator(DagsterDbtTranslator):
         return AssetKey([schema, dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "seed":
+            return "seeds"
         fqn = dbt_resource_props.get("fqn", [])
         return fqn[1] if len(fqn) > 2 else "dbt"
 
@@ -63,10 +72,22 @@ def dbt_incremental_models(context: AssetExecutionContext, dbt: DbtCliResource, 
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
-    exclude=INCREMENTAL,
+    exclude=DOWNSTREAM_OF_INCREMENTAL,
     dagster_dbt_translator=translator,
     project=dbt_project,
     name="dbt_models",
 )
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource):
+    yield from dbt.cli(["build"], context=context).stream().fetch_row_counts()
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    select=DOWNSTREAM_OF_INCREMENTAL,
+    exclude=INCREMENTAL,
+    dagster_dbt_translator=translator,
+    project=dbt_project,
+    name="dbt_derived_models",
+)
+def dbt_derived_models(context: AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource):
     yield from dbt.cli(["build"], context=context).stream().fetch_row_counts()

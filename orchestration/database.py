@@ -8,7 +8,7 @@ part of the platform talks to the same server, including over a Unix socket.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class Database:
         """The same server and credentials, another database."""
         parts = urlsplit(self.url)
         return replace(self, url=urlunsplit(parts._replace(path=f"/{name}")))
+
+    def with_user(self, user: str, password: str | None = None) -> Database:
+        """The same server and database, as another role (e.g. `wattline_bi`)."""
+        parts = urlsplit(self.url)
+        credentials = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+        host = parts.netloc.rpartition("@")[2]
+        return replace(self, url=urlunsplit(parts._replace(netloc=f"{credentials}@{host}")))
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -23,6 +23,7 @@ defs = Definitions(
         carbon.grid_carbon_intensity,
         dbt_models.dbt_incremental_models,
         dbt_models.dbt_models,
+        dbt_models.dbt_derived_models,
     ],
     asset_checks=SOURCE_CHECKS,
     schedules=SOURCE_SCHEDULES,

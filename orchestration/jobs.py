@@ -2,6 +2,8 @@
 
 from dagster import AssetSelection, define_asset_job
 
+from assets.dbt_models import dbt_derived_models, dbt_incremental_models, dbt_models
+
 registry_job = define_asset_job(
     "registry_job",
     selection=AssetSelection.groups("registry"),
@@ -22,14 +24,15 @@ grid_and_weather_job = define_asset_job(
 
 incremental_marts_job = define_asset_job(
     "incremental_marts_job",
-    selection=AssetSelection.groups("telemetry").downstream()
-    - AssetSelection.groups("telemetry")
-    - AssetSelection.key_prefixes("staging"),
-    description="Rebuild the time-partitioned marts for a range of hours from the raw tables.",
+    selection=AssetSelection.assets(dbt_incremental_models, dbt_derived_models),
+    description=(
+        "Rebuild the time-partitioned marts for a range of hours from the raw tables, then "
+        "the marts computed from them (budget status, anomalies, recommendations, scores)."
+    ),
 )
 
 unpartitioned_models_job = define_asset_job(
     "unpartitioned_models_job",
-    selection=AssetSelection.key_prefixes("staging"),
-    description="(Re)create the staging views and the unpartitioned models.",
+    selection=AssetSelection.assets(dbt_models),
+    description="Load the seeds and (re)create the staging views and dimension tables the marts read.",
 )

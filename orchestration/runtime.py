@@ -1,10 +1,10 @@
 """Bootstrap of the runtime every Wattline process shares.
 
 `bootstrap()` makes sure the warehouse and Dagster databases exist (starting the
-embedded server when no `WATTLINE_DATABASE_URL` is set), that the raw tables are in
-place, that `DAGSTER_HOME` holds a `dagster.yaml` pointing Dagster's storage at
-PostgreSQL, and exports the environment child processes (webserver, daemon, run
-workers, dbt) need to reach the same server.
+embedded server when no `WATTLINE_DATABASE_URL` is set), that the raw tables and the
+read-only BI role on the marts are in place, that `DAGSTER_HOME` holds a `dagster.yaml`
+pointing Dagster's storage at PostgreSQL, and exports the environment child processes
+(webserver, daemon, run workers, dbt) need to reach the same server.
 """
 
 from __future__ import annotations
@@ -35,10 +35,12 @@ class Runtime:
     dagster_home: Path
 
 
-def ensure_warehouse(settings: WattlineSettings) -> Database:
+def ensure_warehouse(settings: WattlineSettings, *, bi_access: bool = True) -> Database:
     """The warehouse in use, ready for loads: `WATTLINE_DATABASE_URL`, else the embedded
-    server (started if needed, its `wattline` database created), with the raw tables."""
-    from resources.postgres import ensure_warehouse_schema
+    server (started if needed, its `wattline` database created), with the raw tables and,
+    unless `bi_access` is False, the read-only role `wattline_bi` on the marts (its
+    password from `WATTLINE_BI_PASSWORD`)."""
+    from resources.postgres import ensure_bi_access, ensure_warehouse_schema
 
     if settings.database_url:
         warehouse = Database(url=settings.database_url)
@@ -48,6 +50,9 @@ def ensure_warehouse(settings: WattlineSettings) -> Database:
         warehouse = server.with_name(WAREHOUSE_DATABASE)
     try:
         ensure_warehouse_schema(warehouse)
+        if bi_access:
+            password = settings.bi_password.get_secret_value() if settings.bi_password else None
+            ensure_bi_access(warehouse, password)
     except sa.exc.OperationalError as exc:
         raise BootstrapError(
             f"cannot reach PostgreSQL at {warehouse.redacted_url}: {str(exc.orig).strip()}"

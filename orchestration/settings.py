@@ -83,6 +83,14 @@ class WattlineSettings(BaseSettings):
         default=None, description="Electricity Maps `auth-token`; sent only to WATTLINE_CARBON_API_URL."
     )
 
+    bi_password: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Password of the read-only `wattline_bi` role, set at each bootstrap; unset = none "
+            "is set (the embedded server's Unix socket needs none; one set before is kept)."
+        ),
+    )
+
     ui_host: str = "127.0.0.1"
     ui_port: int = Field(default=3000, ge=1, le=65535)
     webhook_port: int = Field(default=8787, ge=1, le=65535)
@@ -103,6 +111,11 @@ class WattlineSettings(BaseSettings):
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
         return _check_postgres_url(value)
+
+    @field_validator("bi_password", mode="before")
+    @classmethod
+    def _empty_secret(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("telemetry_api_url", "weather_api_url", "price_api_url", "carbon_api_url")
     @classmethod

@@ -16,7 +16,13 @@ from dagster_dbt import DbtCliResource, DbtProject
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+# A process that parses for another database beside a running platform (a benchmark)
+# keeps its manifest apart: WATTLINE_DBT_TARGET_PATH, relative to the dbt project.
+dbt_project = DbtProject(
+    project_dir=DBT_PROJECT_DIR,
+    profiles_dir=DBT_PROJECT_DIR,
+    target_path=Path(os.environ.get("WATTLINE_DBT_TARGET_PATH") or "target"),
+)
 dbt_project.prepare_if_dev()
 
 

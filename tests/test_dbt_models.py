@@ -84,10 +84,11 @@ def test_load_15min_numbers_and_window_replacement(engine, resources):
     assert result.success
 
     t = lambda minute: T0 + timedelta(minutes=minute)  # noqa: E731
+    # Completeness counts both of F1's registered meters, also where M2 sent nothing.
     assert fct(engine) == [
         ("F1", t(0), 5.0, 20.0, 12.0, 30.0, 5, 2, pytest.approx(0.8333, abs=1e-4)),
-        ("F1", t(15), 3.0, 12.0, 36.0, 36.0, 1, 1, pytest.approx(0.3333, abs=1e-4)),
-        ("F1", t(60), 4.0, 16.0, 48.0, 48.0, 1, 1, pytest.approx(0.3333, abs=1e-4)),
+        ("F1", t(15), 3.0, 12.0, 36.0, 36.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
+        ("F1", t(60), 4.0, 16.0, 48.0, 48.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
         ("F2", t(30), 1.0, 4.0, 3.0, 6.0, 3, 1, pytest.approx(1.0)),
     ]
 
@@ -96,8 +97,8 @@ def test_load_15min_numbers_and_window_replacement(engine, resources):
     load(engine, [reading("F1", "M1", 0, 1.5, 18.0)], T0)
     assert materialize([dbt_incremental_models], resources=resources, partition_key="2026-01-05-10:00").success
     assert fct(engine) == [
-        ("F1", t(0), 1.5, 6.0, 18.0, 18.0, 1, 1, pytest.approx(0.3333, abs=1e-4)),
-        ("F1", t(60), 4.0, 16.0, 48.0, 48.0, 1, 1, pytest.approx(0.3333, abs=1e-4)),
+        ("F1", t(0), 1.5, 6.0, 18.0, 18.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
+        ("F1", t(60), 4.0, 16.0, 48.0, 48.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
     ]
 
 

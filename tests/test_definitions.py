@@ -20,7 +20,14 @@ def test_definitions_are_loadable(dbt_manifest):
 def test_telemetry_and_dbt_are_one_lineage():
     graph = defs.resolve_asset_graph()
     assert graph.get(STG).parent_keys == {RAW}
-    assert graph.get(FCT).parent_keys == {STG}
+    assert graph.get(FCT).parent_keys == {STG, AssetKey(["staging", "stg_meters"])}
+    # Every staging view reads a raw table a source asset loads: lineage runs unbroken
+    # from the APIs to the marts.
+    for table in ["facilities", "meters", "weather_hourly", "grid_prices", "grid_carbon_intensity"]:
+        raw = AssetKey(["raw", table])
+        assert graph.get(raw).is_materializable, raw
+    emissions = AssetKey(["marts", "fct_emissions_hourly"])
+    assert AssetKey(["raw", "grid_carbon_intensity"]) in graph.get_ancestor_asset_keys(emissions)
     # The 15-minute mart is partitioned like the telemetry it reads, hour for hour.
     assert graph.get(FCT).partitions_def == graph.get(RAW).partitions_def
     assert graph.get(STG).partitions_def is None

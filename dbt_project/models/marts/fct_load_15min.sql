@@ -18,11 +18,24 @@ with readings as (
 
 ),
 
+registered_meters as (
+
+    select
+        facility_id,
+        count(*) as expected_meter_count
+
+    from {{ ref('stg_meters') }}
+    where is_active
+    group by facility_id
+
+),
+
 bucketed as (
 
     select
         *,
-        date_bin('15 minutes', reading_at, timestamptz '2000-01-01 00:00:00+00') as interval_start
+        date_bin('15 minutes', reading_at, timestamptz '2000-01-01 00:00:00+00') as interval_start,
+        coalesce(energy_source, 'grid') = 'grid' as is_grid
 
     from readings
 
@@ -61,6 +74,8 @@ energy as (
         facility_id,
         interval_start,
         sum(energy_kwh) as energy_kwh,
+        coalesce(sum(energy_kwh) filter (where is_grid), 0) as grid_energy_kwh,
+        coalesce(sum(energy_kwh) filter (where not is_grid), 0) as onsite_energy_kwh,
         count(*) as reading_count,
         count(distinct meter_id) as meter_count,
         sum(interval_s) as reported_seconds
@@ -77,19 +92,36 @@ joined as (
         energy.interval_start,
         energy.interval_start + interval '15 minutes' as interval_end,
         energy.energy_kwh,
+        energy.grid_energy_kwh,
+        energy.onsite_energy_kwh,
         energy.energy_kwh / 0.25 as avg_kw,
+        energy.grid_energy_kwh / 0.25 as grid_avg_kw,
         demand.min_kw,
         demand.max_kw,
         energy.reading_count,
         energy.meter_count,
-        least(1.0, energy.reported_seconds::numeric / (energy.meter_count * 900))::double precision
-            as data_completeness
+        -- A facility missing from the registry is judged by the meters that reported.
+        greatest(coalesce(registered_meters.expected_meter_count, 0), energy.meter_count) as expected_meter_count,
+        energy.reported_seconds
 
     from energy
     inner join demand
         on energy.facility_id = demand.facility_id
         and energy.interval_start = demand.interval_start
+    left join registered_meters
+        on energy.facility_id = registered_meters.facility_id
+
+),
+
+final as (
+
+    select
+        *,
+        least(1.0, reported_seconds::numeric / (expected_meter_count * 900))::double precision
+            as data_completeness
+
+    from joined
 
 )
 
-select * from joined
+select * from final

@@ -1,0 +1,36 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_window',
+        window_column='hour_start',
+        on_schema_change='append_new_columns',
+        indexes=[
+            {'columns': ['facility_id', 'hour_start', 'energy_source'], 'unique': True},
+            {'columns': ['hour_start']},
+        ],
+    )
+}}
+
+with meter_quarters as (
+
+    select * from {{ ref('int_meter_load_15min') }}
+    {{ partition_window_filter('interval_start') }}
+
+),
+
+hourly as (
+
+    select
+        facility_id,
+        date_trunc('hour', interval_start) as hour_start,
+        energy_source,
+        sum(energy_kwh) as energy_kwh,
+        sum(reading_count) as reading_count,
+        count(distinct meter_id) as meter_count
+
+    from meter_quarters
+    group by 1, 2, 3
+
+)
+
+select * from hourly

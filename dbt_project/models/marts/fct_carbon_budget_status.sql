@@ -1,0 +1,187 @@
+{#-
+    Status is measured over the data: from the first hour with emissions in the period
+    (`data_from`, later than the period's start when history was not loaded that far
+    back) to the end of the last one (`as_of`, or var budget_as_of), so a backfilled
+    past period and a live one read the same way and a short history does not dilute
+    the burn rate.
+-#}
+{{
+    config(
+        indexes=[
+            {'columns': ['budget_id'], 'unique': True},
+            {'columns': ['facility_id']},
+        ],
+    )
+}}
+
+{%- set basis = var('carbon_budget_basis') -%}
+{%- if basis not in ['location', 'market'] -%}
+    {{ exceptions.raise_compiler_error("var carbon_budget_basis must be 'location' or 'market', not '" ~ basis ~ "'") }}
+{%- endif %}
+
+with budgets as (
+
+    select * from {{ ref('carbon_budgets') }}
+
+),
+
+facilities as (
+
+    select facility_id, timezone from {{ ref('stg_facilities') }}
+
+),
+
+hourly_emissions as (
+
+    select
+        facility_id,
+        hour_start,
+        hour_end,
+        sum({{ basis }}_kg_co2e) as kg_co2e
+
+    from {{ ref('fct_emissions_hourly') }}
+    group by facility_id, hour_start, hour_end
+
+),
+
+periods as (
+
+    select
+        budgets.*,
+        coalesce(facilities.timezone, 'UTC') as timezone,
+        (budgets.period_start::timestamp at time zone coalesce(facilities.timezone, 'UTC')) as period_start_at,
+        ((budgets.period_end + 1)::timestamp at time zone coalesce(facilities.timezone, 'UTC')) as period_end_at
+
+    from budgets
+    left join facilities
+        on budgets.facility_id = facilities.facility_id
+
+),
+
+period_hours as (
+
+    select
+        periods.budget_id,
+        hourly_emissions.hour_end,
+        hourly_emissions.kg_co2e,
+        sum(hourly_emissions.kg_co2e) over (
+            partition by periods.budget_id order by hourly_emissions.hour_start
+        ) as cumulative_kg_co2e
+
+    from periods
+    inner join hourly_emissions
+        on periods.facility_id = hourly_emissions.facility_id
+        and hourly_emissions.hour_start >= periods.period_start_at
+        and hourly_emissions.hour_start < periods.period_end_at
+
+),
+
+used as (
+
+    select
+        period_hours.budget_id,
+        sum(period_hours.kg_co2e) as used_kg_co2e,
+        min(period_hours.hour_end) - interval '1 hour' as data_from,
+        max(period_hours.hour_end) as data_through,
+        -- The hour the budget ran out in, when it has.
+        min(period_hours.hour_end) filter (where period_hours.cumulative_kg_co2e >= periods.budget_kg_co2e)
+            as exhausted_at
+
+    from period_hours
+    inner join periods
+        on period_hours.budget_id = periods.budget_id
+    group by period_hours.budget_id
+
+),
+
+measured as (
+
+    select
+        periods.budget_id,
+        periods.facility_id,
+        periods.timezone,
+        periods.period_start,
+        periods.period_end,
+        periods.period_start_at,
+        periods.period_end_at,
+        periods.budget_kg_co2e,
+        coalesce(used.used_kg_co2e, 0) as used_kg_co2e,
+        used.exhausted_at,
+        coalesce(used.data_from, periods.period_start_at) as data_from,
+        least(
+            periods.period_end_at,
+            greatest(periods.period_start_at,
+                {%- if var('budget_as_of', none) %} '{{ var("budget_as_of") }}'::timestamptz
+                {%- else %} coalesce(used.data_through, periods.period_start_at)
+                {%- endif %})
+        ) as as_of,
+        (extract(epoch from periods.period_end_at - periods.period_start_at) / 86400.0)::double precision as period_days
+
+    from periods
+    left join used
+        on periods.budget_id = used.budget_id
+
+),
+
+rated as (
+
+    select
+        *,
+        greatest(0, extract(epoch from as_of - data_from) / 86400.0)::double precision as measured_days,
+        (extract(epoch from period_end_at - as_of) / 86400.0)::double precision as remaining_days,
+        100.0 * used_kg_co2e / nullif(budget_kg_co2e, 0) as pct_used
+
+    from measured
+
+),
+
+projected as (
+
+    select
+        *,
+        used_kg_co2e / nullif(measured_days, 0) as burn_rate_kg_per_day
+
+    from rated
+
+),
+
+final as (
+
+    select
+        budget_id,
+        facility_id,
+        period_start,
+        period_end,
+        budget_kg_co2e,
+        used_kg_co2e,
+        budget_kg_co2e - used_kg_co2e as remaining_kg_co2e,
+        pct_used,
+        case
+            when pct_used >= {{ var('budget_exceeded_pct') }} then 'exceeded'
+            when pct_used >= {{ var('budget_critical_pct') }} then 'critical'
+            when pct_used >= {{ var('budget_warning_pct') }} then 'warning'
+            else 'ok'
+        end as status,
+        data_from,
+        as_of,
+        measured_days,
+        remaining_days,
+        period_days,
+        burn_rate_kg_per_day,
+        used_kg_co2e + coalesce(burn_rate_kg_per_day, 0) * remaining_days as projected_end_kg_co2e,
+        100.0 * (used_kg_co2e + coalesce(burn_rate_kg_per_day, 0) * remaining_days)
+            / nullif(budget_kg_co2e, 0) as projected_pct_used,
+        case
+            when exhausted_at is not null then (exhausted_at at time zone timezone)::date
+            when burn_rate_kg_per_day > 0
+                and as_of + make_interval(secs => 86400.0 * (budget_kg_co2e - used_kg_co2e) / burn_rate_kg_per_day) < period_end_at
+                then ((as_of + make_interval(secs => 86400.0 * (budget_kg_co2e - used_kg_co2e) / burn_rate_kg_per_day))
+                    at time zone timezone)::date
+        end as projected_exhaustion_date,
+        exhausted_at is not null as is_exhausted
+
+    from projected
+
+)
+
+select * from final
