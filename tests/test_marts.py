@@ -89,7 +89,7 @@ def same_rows(left: list[tuple], right: list[tuple]) -> bool:
 
 
 def test_partition_runs_equal_a_full_refresh(engine, world):
-    hour = lambda h: DAY + timedelta(hours=h)  # noqa: E731
+    hour = lambda h: DAY + timedelta(hours=h)
     # A backfill of two hours, then single hours, then one hour again: the runs an
     # operator and the schedules make.
     for start, end in [(6, 8), (8, 9), (9, 12), (7, 8)]:

@@ -26,3 +26,9 @@
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ source }};
 {% endmacro %}
+
+{#- The indexes of a model rebuilt by window: its key (unique), and the window column
+    alone, which the strategy's delete and the dashboards' time ranges use. -#}
+{% macro window_indexes(key_columns, window_column) %}
+    {{ return([{'columns': key_columns, 'unique': True}, {'columns': [window_column]}]) }}
+{% endmacro %}

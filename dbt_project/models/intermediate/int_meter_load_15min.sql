@@ -1,13 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_window',
         window_column='interval_start',
-        on_schema_change='append_new_columns',
-        indexes=[
-            {'columns': ['meter_id', 'interval_start'], 'unique': True},
-            {'columns': ['interval_start']},
-        ],
+        indexes=window_indexes(['meter_id', 'interval_start'], 'interval_start'),
     )
 }}
 

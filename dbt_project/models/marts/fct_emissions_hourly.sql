@@ -1,13 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_window',
         window_column='hour_start',
-        on_schema_change='append_new_columns',
-        indexes=[
-            {'columns': ['facility_id', 'hour_start', 'energy_source'], 'unique': True},
-            {'columns': ['hour_start']},
-        ],
+        indexes=window_indexes(['facility_id', 'hour_start', 'energy_source'], 'hour_start'),
     )
 }}
 
@@ -26,9 +21,7 @@ facilities as (
 
 grid_intensity as (
 
-    select grid_zone, hour_start, carbon_intensity_kg_per_kwh, is_estimated
-    from {{ ref('stg_grid_carbon_intensity') }}
-    where factor_type = '{{ var("grid_intensity_factor_type") }}'
+    select * from {{ ref('int_grid_intensity_hourly') }}
 
 ),
 

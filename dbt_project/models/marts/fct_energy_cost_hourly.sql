@@ -1,13 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_window',
         window_column='hour_start',
-        on_schema_change='append_new_columns',
-        indexes=[
-            {'columns': ['facility_id', 'hour_start'], 'unique': True},
-            {'columns': ['hour_start']},
-        ],
+        indexes=window_indexes(['facility_id', 'hour_start'], 'hour_start'),
     )
 }}
 
@@ -24,22 +19,10 @@ facilities as (
 
 ),
 
-hourly_prices as (
+-- Real-time where the zone has one, else day-ahead (int_zone_prices_hourly).
+zone_prices as (
 
-    select * from {{ ref('stg_grid_prices') }}
-    where resolution = '1h'
-
-),
-
-real_time as (
-
-    select * from hourly_prices where price_source <> 'day_ahead'
-
-),
-
-day_ahead as (
-
-    select * from hourly_prices where price_source = 'day_ahead'
+    select * from {{ ref('int_zone_prices_hourly') }}
 
 ),
 
@@ -51,25 +34,18 @@ joined as (
         load.hour_end,
         facilities.price_zone,
         load.grid_energy_kwh,
-        -- The settled real-time price where the zone has one; day-ahead otherwise.
-        coalesce(real_time.price_per_mwh, day_ahead.price_per_mwh) as price_per_mwh,
-        coalesce(real_time.currency, day_ahead.currency) as currency,
-        case
-            when real_time.price_per_mwh is not null then 'real_time'
-            when day_ahead.price_per_mwh is not null then 'day_ahead'
-            else 'missing'
-        end as price_source,
-        real_time.averaged_intervals as real_time_intervals
+        zone_prices.price_per_mwh,
+        zone_prices.currency,
+        -- No price loaded for the hour yet: the cost stays empty.
+        coalesce(zone_prices.price_source, 'missing') as price_source,
+        zone_prices.real_time_intervals
 
     from load
     left join facilities
         on load.facility_id = facilities.facility_id
-    left join real_time
-        on facilities.price_zone = real_time.price_zone
-        and load.hour_start = real_time.interval_start
-    left join day_ahead
-        on facilities.price_zone = day_ahead.price_zone
-        and load.hour_start = day_ahead.interval_start
+    left join zone_prices
+        on facilities.price_zone = zone_prices.price_zone
+        and load.hour_start = zone_prices.hour_start
 
 ),
 

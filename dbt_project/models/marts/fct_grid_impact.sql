@@ -4,25 +4,17 @@
     reads the same as a live one.
 -#}
 
-{%- set window_days = var('insight_window_days', 30) -%}
-{%- set min_hours = var('grid_impact_min_hours', 24) -%}
-{%- set factor_type = var('grid_intensity_factor_type', 'lifecycle') %}
+{%- set min_hours = var('grid_impact_min_hours', 24) %}
 
-with load_hours as (
+with windows as (
 
-    select facility_id, hour_start, grid_energy_kwh from {{ ref('fct_load_hourly') }}
+    select * from {{ ref('int_facility_insight_windows') }}
 
 ),
 
-windows as (
+load_hours as (
 
-    select
-        facility_id,
-        max(hour_start) + interval '1 hour' - make_interval(hours => 24 * {{ window_days }}) as window_start,
-        max(hour_start) + interval '1 hour' as window_end
-
-    from load_hours
-    group by facility_id
+    select facility_id, hour_start, grid_energy_kwh from {{ ref('fct_load_hourly') }}
 
 ),
 
@@ -38,28 +30,16 @@ costs as (
 
 ),
 
--- The zone's hourly price as the cost mart picks it: real-time where the zone has one, else day-ahead.
+-- The zone's hourly price as the cost mart bills it: real-time where the zone has one, else day-ahead.
 zone_prices as (
 
-    select
-        price_zone,
-        interval_start as hour_start,
-        coalesce(
-            avg(price_per_mwh) filter (where price_source <> 'day_ahead'),
-            avg(price_per_mwh) filter (where price_source = 'day_ahead')
-        ) as price_per_mwh
-
-    from {{ ref('stg_grid_prices') }}
-    where resolution = '1h'
-    group by price_zone, interval_start
+    select price_zone, hour_start, price_per_mwh from {{ ref('int_zone_prices_hourly') }}
 
 ),
 
 zone_intensity as (
 
-    select grid_zone, hour_start, carbon_intensity_kg_per_kwh
-    from {{ ref('stg_grid_carbon_intensity') }}
-    where factor_type = '{{ factor_type }}'
+    select grid_zone, hour_start, carbon_intensity_kg_per_kwh from {{ ref('int_grid_intensity_hourly') }}
 
 ),
 

@@ -8,11 +8,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['facility_id', 'local_date'],
-        on_schema_change='append_new_columns',
-        indexes=[
-            {'columns': ['facility_id', 'local_date'], 'unique': True},
-            {'columns': ['local_date']},
-        ],
+        indexes=window_indexes(['facility_id', 'local_date'], 'local_date'),
     )
 }}
 

@@ -1,13 +1,8 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_window',
         window_column='hour_start',
-        on_schema_change='append_new_columns',
-        indexes=[
-            {'columns': ['facility_id', 'hour_start'], 'unique': True},
-            {'columns': ['hour_start']},
-        ],
+        indexes=window_indexes(['facility_id', 'hour_start'], 'hour_start'),
     )
 }}
 

@@ -40,7 +40,7 @@ with loads as (
 
     select * from {{ ref('int_meter_load_15min') }}
     -- An interval still in progress is not judged: its readings are still arriving.
-    where interval_end <= current_timestamp
+    where interval_start + interval '15 minutes' <= current_timestamp
 
 ),
 
@@ -176,10 +176,8 @@ load_outliers as (
     select
         *,
         sign(robust_z) as direction,
-        -- Consecutive quarter hours share this value (gaps and islands).
-        interval_start - interval '15 minutes' * row_number() over (
-            partition by meter_id, sign(robust_z) order by interval_start
-        ) as island
+        -- Consecutive quarter hours share an island (macros/islands.sql).
+        {{ quarter_hour_island('meter_id, sign(robust_z)') }} as island
 
     from load_scores
     where abs(robust_z) >= {{ z_threshold }}
@@ -256,9 +254,7 @@ flat_intervals as (
         facility_id,
         interval_start,
         max_kw,
-        interval_start - interval '15 minutes' * row_number() over (
-            partition by meter_id, max_kw order by interval_start
-        ) as island
+        {{ quarter_hour_island('meter_id, max_kw') }} as island
 
     from loads
     where reading_count >= 2
@@ -346,9 +342,7 @@ gap_intervals as (
 
     select
         *,
-        interval_start - interval '15 minutes' * row_number() over (
-            partition by meter_id order by interval_start
-        ) as island
+        {{ quarter_hour_island('meter_id') }} as island
 
     from (
         select meter_id, facility_id, interval_start, data_completeness from loads
@@ -458,9 +452,7 @@ voltage_intervals as (
 
     select
         *,
-        interval_start - interval '15 minutes' * row_number() over (
-            partition by meter_id, direction order by interval_start
-        ) as island
+        {{ quarter_hour_island('meter_id, direction') }} as island
 
     from voltage_sides
 
@@ -520,9 +512,7 @@ power_factor_intervals as (
         facility_id,
         interval_start,
         avg_power_factor,
-        interval_start - interval '15 minutes' * row_number() over (
-            partition by meter_id order by interval_start
-        ) as island
+        {{ quarter_hour_island('meter_id') }} as island
 
     from loads
     where avg_power_factor < {{ power_factor_min }}

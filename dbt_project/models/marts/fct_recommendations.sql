@@ -5,7 +5,6 @@
 -#}
 
 {%- set window_days = var('insight_window_days', 30) -%}
-{%- set factor_type = var('grid_intensity_factor_type', 'lifecycle') -%}
 {%- set flexible_priority = var('load_shift_max_priority', 2) -%}
 {%- set scale_up_pct = var('utilization_scale_up_above_pct', 85) -%}
 {%- set demand_charge = var('demand_charge_per_kw_month', 15.0) -%}
@@ -15,13 +14,7 @@
 
 with windows as (
 
-    select
-        facility_id,
-        max(hour_start) + interval '1 hour' - make_interval(hours => 24 * {{ window_days }}) as window_start,
-        max(hour_start) + interval '1 hour' as window_end
-
-    from {{ ref('fct_load_hourly') }}
-    group by facility_id
+    select * from {{ ref('int_facility_insight_windows') }}
 
 ),
 
@@ -113,28 +106,16 @@ flexible_hours as (
 
 ),
 
--- The zone's hourly price as the cost mart picks it: real-time where the zone has one, else day-ahead.
+-- The zone's hourly price as the cost mart bills it: real-time where the zone has one, else day-ahead.
 zone_prices as (
 
-    select
-        price_zone,
-        interval_start as hour_start,
-        coalesce(
-            avg(price_per_mwh) filter (where price_source <> 'day_ahead'),
-            avg(price_per_mwh) filter (where price_source = 'day_ahead')
-        ) as price_per_mwh
-
-    from {{ ref('stg_grid_prices') }}
-    where resolution = '1h'
-    group by price_zone, interval_start
+    select price_zone, hour_start, price_per_mwh from {{ ref('int_zone_prices_hourly') }}
 
 ),
 
 zone_intensity as (
 
-    select grid_zone, hour_start, carbon_intensity_kg_per_kwh
-    from {{ ref('stg_grid_carbon_intensity') }}
-    where factor_type = '{{ factor_type }}'
+    select grid_zone, hour_start, carbon_intensity_kg_per_kwh from {{ ref('int_grid_intensity_hourly') }}
 
 ),
 

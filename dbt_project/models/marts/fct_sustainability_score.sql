@@ -11,13 +11,7 @@
 
 with windows as (
 
-    select
-        facility_id,
-        max(hour_start) + interval '1 hour' - make_interval(hours => 24 * {{ window_days }}) as window_start,
-        max(hour_start) + interval '1 hour' as window_end
-
-    from {{ ref('fct_load_hourly') }}
-    group by facility_id
+    select * from {{ ref('int_facility_insight_windows') }}
 
 ),
 
