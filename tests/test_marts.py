@@ -56,7 +56,7 @@ def world(warehouse, dbt_manifest):
 
 
 def snapshot(engine) -> dict[str, list[tuple]]:
-    """Every row of the window in the time-partitioned marts, and the derived tables whole."""
+    """Every row of the window in the time-partitioned marts, and the world's rows of the rest."""
     tables = {}
     with engine.connect() as conn:
         for table, key in INCREMENTAL.items():
@@ -67,12 +67,16 @@ def snapshot(engine) -> dict[str, list[tuple]]:
         tables[DAILY] = list(conn.execute(sa.text(
             f"select * from {DAILY} where day_end > :s and day_start < :e order by facility_id, local_date"
         ), {"s": WINDOW[0], "e": WINDOW[1]}).all())
+        # Other modules share the database: the world's facilities only.
+        facilities = [f"FAC-{i + 1:04d}" for i in range(FACILITIES)]
         for (table,) in conn.execute(sa.text(
             "select table_schema || '.' || table_name from information_schema.tables "
             "where table_schema = 'marts' order by 1"
         )):
             if table not in INCREMENTAL and table != DAILY:
-                tables[table] = list(conn.execute(sa.text(f"select * from {table} order by 1, 2")).all())
+                tables[table] = list(conn.execute(sa.text(
+                    f"select * from {table} where facility_id = any(:f) order by 1, 2"
+                ), {"f": facilities}).all())
     return tables
 
 

@@ -11,6 +11,9 @@
 {#- Thresholds (dbt vars; the defaults are the values below). -#}
 {%- set min_baseline_weeks = var('anomaly_min_baseline_weeks', 3) -%}
 {%- set mad_floor_kw = var('anomaly_mad_floor_kw', 0.01) -%}
+{%- set mad_floor_pct = var('anomaly_mad_floor_pct', 5) -%}
+{%- set min_deviation_pct = var('anomaly_min_deviation_pct', 20) -%}
+{%- set min_deviation_kw = var('anomaly_min_deviation_kw', 0.1) -%}
 {%- set z_threshold = var('anomaly_z_threshold', 3.5) -%}
 {%- set z_medium = var('anomaly_z_medium', 5) -%}
 {%- set z_high = var('anomaly_z_high', 8) -%}
@@ -155,11 +158,11 @@ load_scores as (
         load_slots.local_start,
         load_slots.avg_kw,
         slot_baselines.median_kw,
-        -- A slot that never varied has MAD 0: judge it against a small floor instead.
-        0.6745 * (load_slots.avg_kw - slot_baselines.median_kw) / case
-            when slot_baselines.mad_kw > 0 then slot_baselines.mad_kw
-            else greatest({{ mad_floor_kw }}, 0.01 * abs(slot_baselines.median_kw))
-        end as robust_z
+        -- A few weeks of a steady load give a MAD near 0, which would make any wobble an
+        -- outlier: the spread is never taken as less than a share of the usual load.
+        0.6745 * (load_slots.avg_kw - slot_baselines.median_kw) / greatest(
+            slot_baselines.mad_kw, {{ mad_floor_kw }}, {{ mad_floor_pct }} / 100.0 * abs(slot_baselines.median_kw)
+        ) as robust_z
 
     from load_slots
     inner join slot_baselines
@@ -181,6 +184,8 @@ load_outliers as (
 
     from load_scores
     where abs(robust_z) >= {{ z_threshold }}
+        -- Statistically unusual is not enough: the change must be worth a look too.
+        and abs(avg_kw - median_kw) >= greatest({{ min_deviation_kw }}, {{ min_deviation_pct }} / 100.0 * abs(median_kw))
 
 ),
 
