@@ -57,7 +57,8 @@ def _partition_requests(keys: list[str], tick: datetime) -> list[RunRequest]:
 )
 def open_hour_telemetry(context: ScheduleEvaluationContext):
     """Every 5 minutes: reload the open telemetry hour (and the hour just closed, for 15
-    minutes), so the marts trail the meters by minutes."""
+    minutes), so raw.meter_readings trails the meters by minutes. The marts are not
+    rebuilt here (incremental_marts_job)."""
     return _partition_requests(open_hours(_tick(context)), _tick(context))
 
 

@@ -91,6 +91,15 @@ class WattlineSettings(BaseSettings):
         ),
     )
 
+    dbt_target_path: str = Field(
+        default="target",
+        description=(
+            "dbt's target directory, relative to dbt_project/: a process that parses the "
+            "project for another database beside a running platform (a benchmark) keeps its "
+            "manifest apart."
+        ),
+    )
+
     ui_host: str = "127.0.0.1"
     ui_port: int = Field(default=3000, ge=1, le=65535)
     webhook_port: int = Field(default=8787, ge=1, le=65535)

@@ -14,14 +14,14 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
+from orchestration.settings import get_settings
+
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
 
-# A process that parses for another database beside a running platform (a benchmark)
-# keeps its manifest apart: WATTLINE_DBT_TARGET_PATH, relative to the dbt project.
 dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR,
     profiles_dir=DBT_PROJECT_DIR,
-    target_path=Path(os.environ.get("WATTLINE_DBT_TARGET_PATH") or "target"),
+    target_path=Path(get_settings().dbt_target_path),
 )
 dbt_project.prepare_if_dev()
 

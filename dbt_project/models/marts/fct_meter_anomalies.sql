@@ -215,11 +215,7 @@ load_deviations as (
         meter_id,
         facility_id,
         'load_deviation' as kind,
-        case
-            when score >= {{ z_high }} then 'high'
-            when score >= {{ z_medium }} then 'medium'
-            else 'low'
-        end as severity,
+        {{ severity('score', z_medium, z_high) }} as severity,
         started_at,
         ended_at,
         intervals,
@@ -290,11 +286,7 @@ flatlines as (
         meter_id,
         facility_id,
         'flatline' as kind,
-        case
-            when intervals >= {{ flatline_high_intervals }} then 'high'
-            when intervals >= {{ flatline_medium_intervals }} then 'medium'
-            else 'low'
-        end as severity,
+        {{ severity('intervals', flatline_medium_intervals, flatline_high_intervals) }} as severity,
         started_at,
         ended_at,
         intervals,
@@ -380,11 +372,7 @@ gaps as (
         meter_id,
         facility_id,
         'gap' as kind,
-        case
-            when intervals >= {{ gap_high_intervals }} then 'high'
-            when intervals >= {{ gap_medium_intervals }} then 'medium'
-            else 'low'
-        end as severity,
+        {{ severity('intervals', gap_medium_intervals, gap_high_intervals) }} as severity,
         started_at,
         ended_at,
         intervals,
@@ -487,11 +475,7 @@ voltage_excursions as (
         meter_id,
         facility_id,
         'voltage_excursion' as kind,
-        case
-            when score >= {{ voltage_high_pct }} then 'high'
-            when score >= {{ voltage_medium_pct }} then 'medium'
-            else 'low'
-        end as severity,
+        {{ severity('score', voltage_medium_pct, voltage_high_pct) }} as severity,
         started_at,
         ended_at,
         intervals,
@@ -546,11 +530,7 @@ power_factor_excursions as (
         meter_id,
         facility_id,
         'power_factor_excursion' as kind,
-        case
-            when observed_value < {{ power_factor_high_below }} then 'high'
-            when observed_value < {{ power_factor_medium_below }} then 'medium'
-            else 'low'
-        end as severity,
+        {{ severity('observed_value', power_factor_medium_below, power_factor_high_below, below=true) }} as severity,
         started_at,
         ended_at,
         intervals,
