@@ -18,26 +18,21 @@ away from the platform's own.
 """
 
 import argparse
-import os
 import random
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-
-import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
 from _report import report
+from bench_support import fill, fleet_arguments, fresh_database, isolate, p95, simulator
 
 GOAL_P95_MS = 50.0
 
@@ -87,9 +82,7 @@ LABELS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--facilities", type=int, default=50)
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--interval-s", type=int, default=900, help="simulated meters' reading interval")
+    fleet_arguments(parser, facilities=50, days=90)
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per query (at least 50 for the figures)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs per query first")
     parser.add_argument("--seed", type=int, default=7, help="of the random facilities and days")
@@ -98,31 +91,18 @@ def main() -> None:
     if args.days < 3:
         parser.error("--days must be at least 3: the queries read whole days inside the data")
 
-    os.environ.setdefault("WATTLINE_HOME", tempfile.mkdtemp(prefix="wattline-bench-"))
-    os.environ["WATTLINE_DBT_TARGET_PATH"] = "target/bench"
-    from bench_support import fresh_database
+    isolate()
 
-    port = free_port()
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--port", str(port), "--facilities", str(args.facilities), "--interval-s", str(args.interval_s)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url)
-        with fresh_database() as database:
-            password = secrets.token_urlsafe(16)
-            fill_figures = fill(database, url, password, args.days)
-            print(
-                f"filled {args.facilities} facilities × {args.days} days ({args.interval_s} s readings): "
-                f"{fill_figures['readings']:,} readings in {fill_figures['seconds']['total']:.0f} s "
-                f"({', '.join(f'{k} {v:.0f} s' for k, v in fill_figures['seconds'].items() if k not in ('total', 'one hour of marts'))}); "
-                f"rebuilding one hour of marts afterwards: {fill_figures['seconds']['one hour of marts']:.1f} s"
-            )
-            timings, rows = time_queries(database.with_user("wattline_bi", password), args)
-    finally:
-        simulator.terminate()
-        simulator.wait(timeout=10)
+    with simulator(args.facilities, args.interval_s) as url, fresh_database() as database:
+        password = secrets.token_urlsafe(16)
+        fill_figures = fill(database, url, args.days, "bi", bi_password=password)
+        print(
+            f"filled {args.facilities} facilities × {args.days} days ({args.interval_s} s readings): "
+            f"{fill_figures['readings']:,} readings in {fill_figures['seconds']['total']:.0f} s "
+            f"({', '.join(f'{k} {v:.0f} s' for k, v in fill_figures['seconds'].items() if k not in ('total', 'one hour of marts'))}); "
+            f"rebuilding one hour of marts afterwards: {fill_figures['seconds']['one hour of marts']:.1f} s"
+        )
+        timings, rows = time_queries(database.with_user("wattline_bi", password), args)
 
     def percentiles(ms: list[float]) -> dict:
         return {"p50_ms": round(statistics.median(ms), 2), "p95_ms": round(p95(ms), 2)}
@@ -147,90 +127,6 @@ def main() -> None:
     ]
     table.append(("select 1 on the same connection, the limit", f"{limit['p50_ms']:.1f} / {limit['p95_ms']:.1f}    "))
     report(table, figures, args.json, heading=("query", "p50 / p95 ms"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str) -> None:
-    for _ in range(300):
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"the simulator at {url} did not start")
-
-
-def fill(database, simulator_url: str, password: str, days: int) -> dict:
-    """Bootstrap (the BI role included), then load and model `days` days the way
-    `wattline demo` does; seconds per phase and the readings loaded."""
-    from orchestration.demo import _run_output, backfill_window, day_ranges, utc_days
-    from orchestration.settings import SOURCE_URLS, get_settings
-
-    os.environ["WATTLINE_DATABASE_URL"] = database.url
-    os.environ["WATTLINE_BI_PASSWORD"] = password
-    for name in SOURCE_URLS:
-        os.environ[f"WATTLINE_{name.upper()}"] = simulator_url
-    os.environ.update(database.dbt_env())
-    get_settings.cache_clear()
-
-    from dagster import DagsterInstance
-
-    from orchestration.runs import run_job
-    from orchestration.runtime import ensure_warehouse
-    from resources.dbt import prepare_manifest
-
-    seconds = {}
-    started = time.perf_counter()
-    ensure_warehouse(get_settings())
-    prepare_manifest()
-    seconds["bootstrap"] = time.perf_counter() - started
-
-    # Closed hours only: the open hour would leave the last day's figures partial.
-    _, end = backfill_window(days, datetime.now(UTC))
-    end -= timedelta(hours=1)
-    start = end - timedelta(days=days)
-    instance = DagsterInstance.ephemeral()
-    log_path = Path(os.environ["WATTLINE_HOME"]) / "logs" / f"bench-bi-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
-    print(f"filling {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC; run output: {log_path}", flush=True)
-
-    def phase(name: str, runs) -> None:
-        began = time.perf_counter()
-        with _run_output(log_path):
-            for job, bounds in runs:
-                result = run_job(job, instance, **bounds)
-                if not result.success:
-                    raise SystemExit(f"{job} {bounds} failed; see {log_path}")
-        seconds[name] = time.perf_counter() - began
-        print(f"  {name}: {seconds[name]:.0f} s", flush=True)
-
-    phase("registry", [("registry_job", {})])
-    phase("telemetry", [("telemetry_job", {"start": lower, "end": upper}) for lower, upper in day_ranges(start, end)])
-    phase("weather+grid", [("grid_and_weather_job", {"partition_key": f"{day:%Y-%m-%d}"}) for day in utc_days(start, end)])
-    phase("dbt", [("unpartitioned_models_job", {}), ("incremental_marts_job", {"start": start, "end": end})])
-    seconds["total"] = time.perf_counter() - started
-    # What a new telemetry hour costs at this size: its window of the incremental marts,
-    # and the marts rebuilt whole from them (anomalies, budgets, scores).
-    phase("one hour of marts", [("incremental_marts_job", {"start": end - timedelta(hours=1), "end": end})])
-
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(database.sqlalchemy_url)
-    with engine.connect() as conn:
-        readings = conn.scalar(sa.text("select count(*) from raw.meter_readings"))
-        missing = [
-            table for table in ("fct_load_15min", "fct_load_daily", "fct_carbon_budget_status", "fct_emissions_hourly", "fct_energy_cost_hourly")
-            if conn.scalar(sa.text("select to_regclass(:t)"), {"t": f"marts.{table}"}) is None
-        ]
-    engine.dispose()
-    if missing:
-        raise SystemExit(f"the jobs built no marts.{', marts.'.join(missing)}: nothing to query there")
-    return {"readings": readings, "seconds": seconds}
 
 
 def time_queries(bi, args) -> tuple[dict[str, list[float]], dict[str, int]]:
@@ -287,10 +183,6 @@ def time_queries(bi, args) -> tuple[dict[str, list[float]], dict[str, int]]:
     finally:
         connection.close()
     return timings, rows
-
-
-def p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[-1]
 
 
 if __name__ == "__main__":

@@ -52,7 +52,10 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.option("--facilities", default=None, type=click.IntRange(1, 5000), help="Simulated facilities [default: WATTLINE_SIM_FACILITIES or 10].")
-@click.option("--days", default=2, show_default=True, type=click.IntRange(1, 31), help="Days of history to backfill.")
+@click.option(
+    "--days", default=15, show_default=True, type=click.IntRange(1, 31),
+    help="Days of history to backfill; the load forecast needs 14.",
+)
 @click.option("--no-serve", is_flag=True, help="Exit after the summary instead of serving the UI.")
 def demo(facilities: int | None, days: int, no_serve: bool) -> None:
     """Bootstrap, backfill DAYS for N facilities through the asset graph, summarise, serve."""

@@ -2,7 +2,7 @@
 
 from dagster import Definitions
 
-from assets import carbon, dbt_models, prices, registry, telemetry, weather
+from assets import carbon, dbt_models, forecasting, prices, registry, telemetry, weather
 from assets.source_checks import SOURCE_CHECKS
 from orchestration import jobs
 from orchestration.automation import SOURCE_SCHEDULES
@@ -24,10 +24,18 @@ defs = Definitions(
         dbt_models.dbt_incremental_models,
         dbt_models.dbt_models,
         dbt_models.dbt_derived_models,
+        forecasting.load_forecast,
     ],
     asset_checks=SOURCE_CHECKS,
     schedules=SOURCE_SCHEDULES,
-    jobs=[jobs.registry_job, jobs.telemetry_job, jobs.grid_and_weather_job, jobs.incremental_marts_job, jobs.unpartitioned_models_job],
+    jobs=[
+        jobs.registry_job,
+        jobs.telemetry_job,
+        jobs.grid_and_weather_job,
+        jobs.incremental_marts_job,
+        jobs.unpartitioned_models_job,
+        jobs.load_forecast_job,
+    ],
     resources={
         "postgres": PostgresResource(),
         "telemetry_api": TelemetryApiResource(),

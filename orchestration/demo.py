@@ -62,7 +62,39 @@ def summary(engine: sa.Engine, start: datetime, end: datetime) -> dict:
             ),
             {"s": start, "e": end},
         ).all()
-    return {"rows": rows, "latest": latest}
+        forecasts = conn.execute(
+            sa.text(
+                """
+                select b.facility_id, b.status, b.reason, b.cv_rmse_pct, b.nmbe_pct, peak.interval_start, peak.yhat_kw,
+                       peak.yhat_lower_80_kw, peak.yhat_upper_80_kw
+                from marts.fct_load_forecast_backtest b
+                left join lateral (
+                    select interval_start, yhat_kw, yhat_lower_80_kw, yhat_upper_80_kw
+                    from marts.fct_load_forecast f
+                    where f.facility_id = b.facility_id
+                    order by yhat_kw desc
+                    limit 1
+                ) peak on true
+                where b.trained_through = (select max(trained_through) from marts.fct_load_forecast_backtest)
+                order by b.facility_id
+                """
+            )
+        ).all() if conn.scalar(sa.text("select to_regclass('marts.fct_load_forecast_backtest')")) else []
+    return {"rows": rows, "latest": latest, "forecasts": forecasts}
+
+
+def print_forecasts(forecasts) -> None:
+    if not forecasts:
+        print("No load forecast was made.")
+        return
+    print("Forecast peak in the next 48 hours per facility (marts.fct_load_forecast), with the backtest's accuracy:")
+    print(f"  {'facility':<12} {'peak hour (UTC)':<18} {'kW (80 % interval)':<26} {'CV(RMSE)':>9} {'NMBE':>7}")
+    for row in forecasts:
+        if row.status != "forecast":
+            print(f"  {row.facility_id:<12} {row.status}: {row.reason}")
+            continue
+        interval = f"{row.yhat_kw:.1f} ({row.yhat_lower_80_kw:.1f}–{row.yhat_upper_80_kw:.1f})"
+        print(f"  {row.facility_id:<12} {row.interval_start:%Y-%m-%d %H:%M}   {interval:<26} {row.cv_rmse_pct:>8.1f}% {row.nmbe_pct:>6.1f}%")
 
 
 def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings | None = None) -> int:
@@ -76,7 +108,7 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
     from simulator.server import SimulatorServer
 
     settings = settings or get_settings()
-    steps = Steps(total=7)
+    steps = Steps(total=8)
     with steps.step("Starting PostgreSQL and the Dagster instance"):
         runtime = bootstrap(settings)
         where = "embedded server" if runtime.warehouse.embedded else "WATTLINE_DATABASE_URL"
@@ -124,6 +156,13 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
                 passed = sum(1 for c in checks if c.passed)
                 models = {event.asset_key for event in result.get_asset_materialization_events()}
                 steps.detail(f"{job}: {len(models)} models, {passed}/{len(checks)} checks passed (run {result.run_id[:8]})")
+        with steps.step("Forecasting each facility's load 48 hours ahead (Prophet, backtested on the last week)"), _run_output(log_path):
+            result = run_job("load_forecast_job", instance)
+            counts = {key: _run_metadata(result, f"facilities_{key}", asset="marts/fct_load_forecast") for key in ("forecast", "skipped", "failed")}
+            steps.detail(
+                f"{counts['forecast']} forecast, {counts['skipped']} skipped (too little history), "
+                f"{counts['failed']} failed (run {result.run_id[:8]})"
+            )
         with steps.step("Summarising"):
             engine = sa.create_engine(runtime.warehouse.sqlalchemy_url)
             report = summary(engine, start, end)
@@ -138,6 +177,8 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
                 f"  {row.facility_id:<12} {row.interval_start:%Y-%m-%d %H:%M}       "
                 f"{row.avg_kw:>10.1f} {row.data_completeness:>8.0%}"
             )
+        print()
+        print_forecasts(report["forecasts"])
         print()
         # A configured URL may carry a password: point at the variable, never echo it.
         target = f"'{runtime.warehouse.url}'" if runtime.warehouse.embedded else '"$WATTLINE_DATABASE_URL"'

@@ -36,3 +36,9 @@ unpartitioned_models_job = define_asset_job(
     selection=AssetSelection.assets(dbt_models),
     description="Load the seeds and (re)create the staging views and dimension tables the marts read.",
 )
+
+load_forecast_job = define_asset_job(
+    "load_forecast_job",
+    selection=AssetSelection.groups("forecasting"),
+    description="Backtest, fit and forecast every active facility's load 48 hours ahead (Prophet, one model per facility).",
+)

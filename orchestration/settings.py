@@ -116,6 +116,10 @@ class WattlineSettings(BaseSettings):
     http_timeout_s: float = Field(default=30.0, gt=0)
     http_retries: int = Field(default=5, ge=0, le=20)
 
+    forecast_workers: int = Field(
+        default=0, ge=0, le=256, description="Processes the load forecast fits facilities in; 0 = every core available."
+    )
+
     @field_validator("database_url", "dagster_database_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
