@@ -56,9 +56,9 @@ class ModelSpec:
     occupancy_scaled_weather: bool = True
     irradiance: bool = True
     # Posterior samples per forecast hour. On 10 facilities' held-out weeks (bench/
-    # forecast.py) the 80 % / 95 % intervals from 200 samples held 75.4 % / 88.6 % of
-    # the hours, from Prophet's default 1,000 76.3 % / 89.6 %, predicted in 38 ms
-    # instead of 54; from 50 the 95 % bounds are ragged (86.3 %).
+    # forecast.py) the 80 % / 95 % intervals from 200 samples held 75.5 % / 88.8 % of
+    # the hours, from Prophet's default 1,000 76.3 % / 89.3 %, predicted in 37 ms
+    # instead of 53; from 50 the 95 % bounds are ragged (85.6 %).
     uncertainty_samples: int = 200
 
     @property
