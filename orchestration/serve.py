@@ -1,4 +1,5 @@
-"""Serve the platform: Dagster webserver and daemon as child processes of `wattline`.
+"""Serve the platform: Dagster webserver and daemon, and the DR webhook receiver, as
+child processes of `wattline`.
 
 The children inherit the environment `bootstrap()` exported (DAGSTER_HOME, the
 database and source URLs), so runs launched from the UI reach the same database and
@@ -39,12 +40,25 @@ def start_dagster(settings: WattlineSettings) -> list[subprocess.Popen]:
     return [webserver, daemon]
 
 
+def start_receiver(settings: WattlineSettings) -> subprocess.Popen:
+    """The DR webhook receiver (sensors/webhook_app.py) on the UI's host: loopback unless
+    the operator opens it."""
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "uvicorn", "sensors.webhook_app:create_app", "--factory",
+            "--host", settings.ui_host, "--port", str(settings.webhook_port),
+        ],
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
+
+
 def wait_for_ui(settings: WattlineSettings, processes: list[subprocess.Popen], timeout_s: float = 180) -> str:
     url = f"http://{settings.ui_host}:{settings.ui_port}"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes):
-            raise RuntimeError("the Dagster webserver or daemon exited during start-up (see its output above)")
+            raise RuntimeError("the Dagster webserver, its daemon or the webhook receiver exited during start-up (see its output above)")
         try:
             if requests.get(f"{url}/server_info", timeout=2).ok:
                 return url
@@ -54,26 +68,45 @@ def wait_for_ui(settings: WattlineSettings, processes: list[subprocess.Popen], t
     raise RuntimeError(f"the Dagster UI did not answer on {url} within {timeout_s:.0f} s")
 
 
-def stop(processes: list[subprocess.Popen]) -> None:
+def stop(processes: list[subprocess.Popen], grace_s: float = 15.0) -> None:
+    """SIGTERM every process group, give them `grace_s` between them to finish, then
+    SIGKILL the groups still there: Ctrl-C always ends the platform, and in bounded time."""
     for process in processes:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
     for process in processes:
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            pass
+    for process in processes:
+        # The group too: a server's own children (a code server, a run worker) go with it.
+        _signal_group(process, signal.SIGKILL)
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass  # the group is gone already
 
 
 def serve_forever(settings: WattlineSettings, print_=print) -> int:
-    """Run webserver + daemon until Ctrl-C or until one of them dies; returns an exit code."""
-    processes = start_dagster(settings)
+    """Run webserver + daemon + webhook receiver until Ctrl-C or until one of them dies;
+    returns an exit code."""
+    processes = [*start_dagster(settings), start_receiver(settings)]
     try:
         url = wait_for_ui(settings, processes)
         print_(f"Dagster UI: {url}   (Ctrl-C to stop)")
+        print_(f"DR webhooks: http://{settings.ui_host}:{settings.webhook_port}/webhooks/utility/dr-notification")
         while all(p.poll() is None for p in processes):
             time.sleep(1)
-        print_("a Dagster process exited; stopping the platform", file=sys.stderr)
+        print_("a Dagster process or the webhook receiver exited; stopping the platform", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print_("stopping …")

@@ -54,6 +54,22 @@ def _check_http_url(value: str | None) -> str | None:
     return value.rstrip("/")
 
 
+def check_webhook_secret(value: str) -> None:
+    """A Standard Webhooks secret: `whsec_` and base64 of 24 to 64 random bytes. The
+    message never repeats the value: it is a secret."""
+    import base64
+    import binascii
+
+    if not value.startswith("whsec_"):
+        raise ValueError("expected whsec_ followed by base64 (the Standard Webhooks format)")
+    try:
+        key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the part after whsec_ is not valid base64") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(f"the key is {len(key)} bytes; use 24 to 64 random bytes")
+
+
 class WattlineSettings(BaseSettings):
     """What an operator can configure. Defaults run everything on this machine."""
 
@@ -103,6 +119,17 @@ class WattlineSettings(BaseSettings):
     ui_host: str = "127.0.0.1"
     ui_port: int = Field(default=3000, ge=1, le=65535)
     webhook_port: int = Field(default=8787, ge=1, le=65535)
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Standard Webhooks secret (`whsec_` + base64) the utility signs DR notifications "
+            "with; unset = the utility endpoint refuses every request (503)."
+        ),
+    )
+    openadr_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the OpenADR 3 VTN presents; unset = the OpenADR endpoint refuses every request (503).",
+    )
 
     history_start: date = Field(
         default=date(2025, 1, 1), description="First day of the telemetry partitions."
@@ -125,7 +152,14 @@ class WattlineSettings(BaseSettings):
     def _postgres_url(cls, value: str | None) -> str | None:
         return _check_postgres_url(value)
 
-    @field_validator("bi_password", mode="before")
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_webhook_secret(value.get_secret_value())
+        return value
+
+    @field_validator("bi_password", "webhook_secret", "openadr_token", mode="before")
     @classmethod
     def _empty_secret(cls, value: object) -> object:
         return None if value == "" else value

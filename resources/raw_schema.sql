@@ -159,6 +159,35 @@ comment on table raw.feed_rejected is
     'missing timestamp, null value), as delivered, with the reason; replaced with each load '
     'of their feed and window.';
 
+-- The demand-response inbox: the webhook receiver commits each accepted event here
+-- before it answers 202; the DR sensor reads it by inbox_id.
+create table if not exists ops.dr_events (
+    inbox_id              bigint           generated always as identity unique,
+    event_id              text             not null,
+    version               text             not null,
+    source                text             not null check (source in ('utility', 'openadr3')),
+    facility_ids          text[]           not null check (cardinality(facility_ids) > 0),
+    event_start           timestamptz      not null,
+    event_end             timestamptz      not null,
+    target_reduction_pct  double precision check (target_reduction_pct > 0 and target_reduction_pct <= 100),
+    target_reduction_kw   double precision check (target_reduction_kw > 0),
+    intervals             jsonb,
+    payload               jsonb            not null,
+    delivery_id           text,
+    status                text             not null default 'received'
+        check (status in ('received', 'planned', 'active', 'completed', 'failed', 'cancelled')),
+    status_reason         text,
+    received_at           timestamptz      not null default now(),
+    updated_at            timestamptz      not null default now(),
+    primary key (event_id, version),
+    check (event_end > event_start)
+);
+
+comment on table ops.dr_events is
+    'Demand-response events as the utility sent them, one row per event id and version (a '
+    'redelivery adds nothing; a revision is a new version), with their lifecycle: received, '
+    'planned, active, completed or failed (or cancelled).';
+
 -- raw.valid_input(value, type): can `value` be cast to `type`? Used only on the slow
 -- path for malformed deliveries. PostgreSQL 16+ answers natively and fast; older
 -- servers trap the cast error per value.

@@ -103,3 +103,29 @@ def test_dbt_profile_reads_the_same_variables():
     profile = (Path(__file__).parents[1] / "dbt_project" / "profiles.yml").read_text()
     for variable in Database(url="postgresql://u@h/d").dbt_env():
         assert f"env_var('{variable}'" in profile
+
+
+@pytest.mark.parametrize(
+    ("secret", "complaint"),
+    [
+        ("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "expected whsec_ followed by base64"),
+        ("whsec_not*base64", "not valid base64"),
+        ("whsec_c2hvcnQ=", "the key is 5 bytes"),
+    ],
+)
+def test_a_bad_webhook_secret_is_refused_without_repeating_it(monkeypatch, secret, complaint):
+    monkeypatch.setenv("WATTLINE_WEBHOOK_SECRET", secret)
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    message = str(excinfo.value)
+    assert "WATTLINE_WEBHOOK_SECRET" in message and complaint in message
+    assert secret not in message
+
+
+def test_webhook_secrets_stay_out_of_the_settings_repr(monkeypatch):
+    secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
+    monkeypatch.setenv("WATTLINE_WEBHOOK_SECRET", secret)
+    monkeypatch.setenv("WATTLINE_OPENADR_TOKEN", "vtn-token-123")
+    settings = load_settings()
+    assert settings.webhook_secret.get_secret_value() == secret
+    assert secret not in repr(settings) and "vtn-token-123" not in repr(settings)

@@ -22,17 +22,21 @@ def free_port() -> int:
 
 
 def test_up_serves_the_code_location_and_stops_cleanly(tmp_path, warehouse, dbt_manifest):
-    port = free_port()
+    port, webhook_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
         "WATTLINE_HOME": str(tmp_path / "home"),
         "WATTLINE_DATABASE_URL": warehouse.url,
         "WATTLINE_UI_PORT": str(port),
+        "WATTLINE_WEBHOOK_PORT": str(webhook_port),
         "WATTLINE_SIM_PORT": "0",
     }
+    # A file, not a pipe: nobody reads a pipe until the end, and a full one would block
+    # every process of the platform on its next log line.
+    output = tmp_path / "up.log"
+    log = output.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "orchestration.cli", "up"], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "orchestration.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -49,16 +53,32 @@ def test_up_serves_the_code_location_and_stops_cleanly(tmp_path, warehouse, dbt_
             except requests.RequestException:
                 pass
             time.sleep(2)
-        assert process.poll() is None, process.stdout.read()
+        assert process.poll() is None, output.read_text()[-3000:]
         keys = {"/".join(node["assetKey"]["path"]) for node in nodes or []}
-        assert {"raw/meter_readings", "staging/stg_meter_readings", "marts/fct_load_15min"} <= keys
+        assert {"raw/meter_readings", "staging/stg_meter_readings", "marts/fct_load_15min", "marts/fct_load_forecast"} <= keys
+        # The DR webhook receiver answers beside the UI.
+        health = None
+        for _ in range(30):
+            try:
+                health = requests.get(f"http://127.0.0.1:{webhook_port}/healthz", timeout=5).json()
+                break
+            except requests.RequestException:
+                time.sleep(1)
+        assert health == {"status": "ok"}
 
         children = psutil.Process(process.pid).children(recursive=True)
         assert any("dagster-daemon" in " ".join(c.cmdline()) for c in children)
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
+        try:
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            code = f"still running 60 s after Ctrl-C; its output:\n{output.read_text()[-3000:]}"
+        assert code == 0, code
         _, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, [c.cmdline() for c in alive]
     finally:
         if process.poll() is None:
             process.kill()
+        log.close()

@@ -1,0 +1,223 @@
+"""The DR webhook receiver over HTTP on loopback, as a utility meets it: a signed event
+is stored before the 202, a redelivery stores nothing new, a revision is a new version,
+and every refused request (signature, body, size, content type) says why and stores
+nothing. Signatures here are computed from the Standard Webhooks spec by hand, not by
+the library the receiver uses."""
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+import sqlalchemy as sa
+import uvicorn
+
+from sensors.webhook_app import MAX_BODY_BYTES, ReceiverConfig, create_app
+
+SECRET_KEY = secrets.token_bytes(32)
+SECRET = "whsec_" + base64.b64encode(SECRET_KEY).decode()
+PATH = "/webhooks/utility/dr-notification"
+
+
+def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def serve(config: ReceiverConfig):
+    """The receiver under uvicorn on a free loopback port, in a thread; yields its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the receiver did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def receiver(warehouse, engine):
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "insert into raw.facilities (facility_id, name, timezone, active) values "
+            "('DR-F1', 'DR one', 'Europe/London', true), ('DR-F2', 'DR two', 'Europe/London', true), "
+            "('DR-F3', 'DR three (closed)', 'Europe/London', false) on conflict (facility_id) do nothing"
+        ))
+    yield from serve(ReceiverConfig(warehouse.sqlalchemy_url, webhook_secret=SECRET))
+
+
+def event(**changes) -> dict:
+    body = {
+        "event_id": f"EVT-{uuid.uuid4().hex[:8]}",
+        "facility_ids": ["DR-F1", "DR-F2"],
+        "event_start": "2026-07-01T17:00:00Z",
+        "event_end": "2026-07-01T19:00:00Z",
+        "target_reduction_percentage": 15,
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def send(url, body, *, key=SECRET_KEY, msg_id=None, timestamp=None, sign=None, headers=None, content_type="application/json"):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    sent = {
+        "content-type": content_type,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign if sign is not None else signature(key, msg_id, timestamp, raw),
+    }
+    sent.update(headers or {})
+    return requests.post(url + PATH, data=raw, headers={k: v for k, v in sent.items() if v is not None}, timeout=10)
+
+
+def stored(engine, event_id=None) -> list:
+    with engine.connect() as conn:
+        if event_id is None:
+            return conn.execute(sa.text("select event_id, version from ops.dr_events order by inbox_id")).all()
+        return conn.execute(
+            sa.text("select * from ops.dr_events where event_id = :e order by inbox_id"), {"e": event_id}
+        ).mappings().all()
+
+
+def test_a_signed_event_is_stored_before_the_202(receiver, engine):
+    body = event()
+    response = send(receiver, body)
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["status"] == "accepted" and answer["event_id"] == body["event_id"]
+    [row] = stored(engine, body["event_id"])
+    assert row["inbox_id"] == answer["inbox_id"] and row["version"] == answer["version"]
+    assert row["facility_ids"] == ["DR-F1", "DR-F2"] and row["source"] == "utility"
+    assert row["event_start"].isoformat() == "2026-07-01T17:00:00+00:00"
+    assert row["event_end"].isoformat() == "2026-07-01T19:00:00+00:00"
+    assert row["target_reduction_pct"] == 15 and row["target_reduction_kw"] is None
+    assert row["status"] == "received" and row["payload"] == body
+    assert row["delivery_id"].startswith("msg_")
+
+
+def test_a_redelivery_stores_nothing_new_and_a_revision_is_a_new_version(receiver, engine):
+    body = event()
+    first = send(receiver, body).json()
+    # The utility retries: a new delivery id and timestamp, the same event.
+    again = send(receiver, body)
+    assert again.status_code == 202 and again.json()["status"] == "duplicate"
+    assert again.json()["inbox_id"] == first["inbox_id"]
+    assert len(stored(engine, body["event_id"])) == 1
+    revised = send(receiver, {**body, "event_end": "2026-07-01T20:00:00Z"})
+    assert revised.status_code == 202 and revised.json()["status"] == "accepted"
+    assert revised.json()["version"] != first["version"]
+    assert [r["event_end"].hour for r in stored(engine, body["event_id"])] == [19, 20]
+    # A version the utility names itself is kept as given.
+    named = event(version=3, target_reduction_percentage=None, target_reduction_kw=40.0)
+    assert send(receiver, named).json()["version"] == "3"
+    assert stored(engine, named["event_id"])[0]["target_reduction_kw"] == 40.0
+
+
+def test_signature_rotation_accepts_any_matching_signature(receiver, engine):
+    body = event()
+    raw = json.dumps(body).encode()
+    old_key = secrets.token_bytes(32)
+    timestamp = int(time.time())
+    both = f"{signature(old_key, 'msg_rot', timestamp, raw)} {signature(SECRET_KEY, 'msg_rot', timestamp, raw)}"
+    response = send(receiver, raw, msg_id="msg_rot", timestamp=timestamp, sign=both)
+    assert response.status_code == 202, response.text
+    assert len(stored(engine, body["event_id"])) == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("wrong_secret", "No matching signature found"),
+        ("missing_signature", "Missing required headers"),
+        ("missing_id", "Missing required headers"),
+        ("stale", "Message timestamp too old"),
+        ("from_the_future", "Message timestamp too new"),
+        ("body_changed_after_signing", "No matching signature found"),
+        ("malformed_signature", "malformed"),
+        ("other_scheme_only", "No matching signature found"),
+    ],
+)
+def test_a_bad_signature_is_401_and_stores_nothing(receiver, engine, case, reason):
+    body = event()
+    raw = json.dumps(body).encode()
+    now = int(time.time())
+    kwargs = {
+        "wrong_secret": {"key": secrets.token_bytes(32)},
+        "missing_signature": {"headers": {"webhook-signature": None}},
+        "missing_id": {"headers": {"webhook-id": None}},
+        "stale": {"timestamp": now - 6 * 60},
+        "from_the_future": {"timestamp": now + 6 * 60},
+        "body_changed_after_signing": {"sign": signature(SECRET_KEY, "msg_x", now, raw), "msg_id": "msg_x", "timestamp": now},
+        "malformed_signature": {"sign": "v1 not-base64!"},
+        "other_scheme_only": {"sign": "v1a,abc v2," + base64.b64encode(b"x" * 32).decode()},
+    }[case]
+    payload = json.dumps({**body, "target_reduction_percentage": 99}).encode() if case == "body_changed_after_signing" else raw
+    before = stored(engine)
+    response = send(receiver, payload, **kwargs)
+    assert response.status_code == 401, response.text
+    assert reason in response.json()["error"]
+    assert stored(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "body is not JSON"),
+        ([1, 2], 422, "expected a JSON object"),
+        (event(facility_ids=["DR-F1", "NOPE-9"]), 422, "unknown facility: NOPE-9"),
+        (event(facility_ids=["DR-F3"]), 422, "unknown facility: DR-F3"),
+        (event(facility_ids=[]), 422, "facility_ids must be a non-empty list"),
+        (event(event_end="2026-07-01T16:00:00Z"), 422, "is not after event_start"),
+        (event(event_end="2026-07-03T19:00:00Z"), 422, "at most 1 day"),
+        (event(event_start="2026-07-01T17:00:00"), 422, "has no time zone"),
+        (event(event_start="tomorrow"), 422, "is not an ISO 8601 timestamp"),
+        (event(target_reduction_percentage=0), 422, "must be in (0, 100]"),
+        (event(target_reduction_percentage=150), 422, "must be in (0, 100]"),
+        (event(target_reduction_percentage="15"), 422, "must be a number"),
+        (event(target_reduction_kw=10), 422, "exactly one of"),
+        (event(target_reduction_percentage=None), 422, "exactly one of"),
+        (event(target_reduction_percentage=None, target_reduction_kw=-5), 422, "must be above 0"),
+        (event(event_id=""), 422, "event_id must be a non-empty string"),
+        (event(priority="high"), 422, "unknown fields: priority"),
+    ],
+)
+def test_an_invalid_body_says_why_and_stores_nothing(receiver, engine, body, status, message):
+    before = stored(engine)
+    response = send(receiver, body if isinstance(body, bytes) else json.dumps(body).encode())
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+    assert stored(engine) == before
+
+
+def test_content_type_and_size_are_enforced(receiver, engine):
+    before = stored(engine)
+    response = send(receiver, event(), content_type="text/plain")
+    assert response.status_code == 415 and "application/json" in response.json()["error"]
+    huge = json.dumps(event(note="x" * MAX_BODY_BYTES)).encode()
+    response = send(receiver, huge)
+    assert response.status_code == 413
+    assert stored(engine) == before
+
+
+def test_health_and_a_receiver_without_a_secret(warehouse, receiver):
+    assert requests.get(receiver + "/healthz", timeout=5).json() == {"status": "ok"}
+    for url in serve(ReceiverConfig(warehouse.sqlalchemy_url, webhook_secret=None)):
+        response = send(url, event())
+        assert response.status_code == 503 and "WATTLINE_WEBHOOK_SECRET is not set" in response.json()["error"]
