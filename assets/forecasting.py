@@ -1,7 +1,6 @@
 """Load forecasts: `marts.fct_load_forecast` and its backtest, one Prophet model per facility."""
 
 import base64
-import json
 import os
 import statistics
 import time
@@ -19,13 +18,12 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
     multi_asset,
 )
 from pydantic import Field
 
-from resources.postgres import DDL_LOCK_KEY, PostgresResource
+from resources.postgres import PostgresResource
+from resources.python_marts import as_json, column_schema, create_tables
 from resources.sql_files import statements
 
 FORECAST = AssetKey(["marts", "fct_load_forecast"])
@@ -108,7 +106,7 @@ def load_forecast(context: AssetExecutionContext, config: ForecastConfig, postgr
 
     spec = ModelSpec()
     sql = statements(SQL)
-    _create_tables(postgres, sql)
+    create_tables(postgres, sql["create_tables"])
     as_of = _as_of(postgres, sql, config)
     facilities, frames, warm = _read_inputs(postgres, sql, spec, as_of, config.facility_ids)
     if not facilities:
@@ -142,7 +140,7 @@ def load_forecast(context: AssetExecutionContext, config: ForecastConfig, postgr
         metadata={
             **run_figures,
             "dagster/row_count": len(forecast_rows),
-            "dagster/column_schema": _column_schema(postgres, sql, "marts.fct_load_forecast"),
+            "dagster/column_schema": _column_schema(postgres, "marts.fct_load_forecast"),
             "horizon_end": MetadataValue.timestamp(as_of + timedelta(hours=spec.horizon_hours)),
             "wall_seconds": round(wall, 2),
             "workers": workers,
@@ -157,7 +155,7 @@ def load_forecast(context: AssetExecutionContext, config: ForecastConfig, postgr
         metadata={
             **run_figures,
             "dagster/row_count": len(backtest_rows),
-            "dagster/column_schema": _column_schema(postgres, sql, "marts.fct_load_forecast_backtest"),
+            "dagster/column_schema": _column_schema(postgres, "marts.fct_load_forecast_backtest"),
             **_score_medians(forecast),
             "scores": MetadataValue.md(_score_table(results)),
         },
@@ -190,12 +188,6 @@ def load_forecast(context: AssetExecutionContext, config: ForecastConfig, postgr
         ),
         metadata={"failed": len(failed), "skipped": len(skipped), "forecast": len(forecast)},
     )
-
-
-def _create_tables(postgres: PostgresResource, sql: dict[str, str]) -> None:
-    with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        cur.execute("select pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
-        cur.execute(sql["create_tables"])
 
 
 def _as_of(postgres: PostgresResource, sql: dict[str, str], config: ForecastConfig) -> datetime:
@@ -325,9 +317,6 @@ def _write(postgres, sql, facility_ids, as_of, forecast_rows, backtest_rows, par
     run's forecast or this one's, never a mix, and a facility this run did not forecast
     keeps no stale rows."""
 
-    def as_json(rows):
-        return json.dumps(rows, default=lambda value: value.isoformat() if hasattr(value, "isoformat") else value.item())
-
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
         # Two runs at once would interleave their deletes and inserts.
         cur.execute("select pg_advisory_xact_lock(hashtext('marts.fct_load_forecast'))")
@@ -337,10 +326,9 @@ def _write(postgres, sql, facility_ids, as_of, forecast_rows, backtest_rows, par
             cur.execute(sql["store_params"], {"rows": as_json(params_rows)})
 
 
-def _column_schema(postgres, sql, table: str) -> TableSchema:
+def _column_schema(postgres, table: str):
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        cur.execute(sql["column_descriptions"], {"table": table})
-        return TableSchema(columns=[TableColumn(name, type_, description or "") for name, type_, description in cur.fetchall()])
+        return column_schema(cur, table)
 
 
 def _within_limits(scores: dict) -> bool:

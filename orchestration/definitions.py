@@ -2,7 +2,7 @@
 
 from dagster import Definitions
 
-from assets import carbon, dbt_models, forecasting, prices, registry, telemetry, weather
+from assets import carbon, dbt_models, demand_response, forecasting, prices, registry, telemetry, weather
 from assets.source_checks import SOURCE_CHECKS
 from orchestration import jobs
 from orchestration.automation import SOURCE_SCHEDULES
@@ -12,6 +12,7 @@ from resources.postgres import PostgresResource
 from resources.price_api import PriceApiResource
 from resources.telemetry_api import TelemetryApiResource
 from resources.weather_api import WeatherApiResource
+from sensors.dr_sensor import dr_events_sensor
 
 defs = Definitions(
     assets=[
@@ -25,9 +26,11 @@ defs = Definitions(
         dbt_models.dbt_models,
         dbt_models.dbt_derived_models,
         forecasting.load_forecast,
+        demand_response.dr_baseline,
     ],
     asset_checks=SOURCE_CHECKS,
     schedules=SOURCE_SCHEDULES,
+    sensors=[dr_events_sensor],
     jobs=[
         jobs.registry_job,
         jobs.telemetry_job,
@@ -35,6 +38,7 @@ defs = Definitions(
         jobs.incremental_marts_job,
         jobs.unpartitioned_models_job,
         jobs.load_forecast_job,
+        jobs.dr_plan_job,
     ],
     resources={
         "postgres": PostgresResource(),

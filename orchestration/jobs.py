@@ -3,6 +3,7 @@
 from dagster import AssetSelection, define_asset_job
 
 from assets.dbt_models import dbt_derived_models, dbt_incremental_models, dbt_models
+from orchestration.partitions import dr_event_partitions
 
 registry_job = define_asset_job(
     "registry_job",
@@ -41,4 +42,11 @@ load_forecast_job = define_asset_job(
     "load_forecast_job",
     selection=AssetSelection.groups("forecasting"),
     description="Backtest, fit and forecast every active facility's load 48 hours ahead (Prophet, one model per facility).",
+)
+
+dr_plan_job = define_asset_job(
+    "dr_plan_job",
+    selection=AssetSelection.groups("demand_response"),
+    partitions_def=dr_event_partitions,
+    description="Baseline (and plan) one demand-response event version: one run per dynamic partition, requested by dr_events_sensor.",
 )

@@ -1,6 +1,10 @@
 """Partitions shared by the source assets and the dbt models built on them."""
 
-from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
+from dagster import (
+    DailyPartitionsDefinition,
+    DynamicPartitionsDefinition,
+    HourlyPartitionsDefinition,
+)
 
 from orchestration.settings import get_settings
 
@@ -18,3 +22,11 @@ daily_partitions = DailyPartitionsDefinition(
     timezone="UTC",
     end_offset=1,
 )
+
+# One partition per demand-response event version, `<event id>@<version>`, added by the
+# DR sensor as events arrive (sensors/dr_sensor.py).
+dr_event_partitions = DynamicPartitionsDefinition(name="dr_events")
+
+
+def dr_partition_key(event_id: str, version: str) -> str:
+    return f"{event_id}@{version}"

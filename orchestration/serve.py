@@ -96,9 +96,17 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         pass  # the group is gone already
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def serve_forever(settings: WattlineSettings, print_=print) -> int:
-    """Run webserver + daemon + webhook receiver until Ctrl-C or until one of them dies;
-    returns an exit code."""
+    """Run webserver + daemon + webhook receiver until Ctrl-C, SIGTERM (a service
+    manager's stop) or until one of them dies; returns an exit code."""
+    # Both signals stop the platform, whatever this process inherited: a shell starts
+    # background jobs with SIGINT ignored, and SIGTERM would otherwise end this process
+    # alone and orphan the servers (they run in sessions of their own).
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     processes = [*start_dagster(settings), start_receiver(settings)]
     try:
         url = wait_for_ui(settings, processes)
@@ -112,4 +120,8 @@ def serve_forever(settings: WattlineSettings, print_=print) -> int:
         print_("stopping …")
         return 0
     finally:
+        # A second Ctrl-C must not cut the shutdown short and orphan the servers.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop(processes)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -152,9 +152,3 @@ set model_version = excluded.model_version,
     trained_through = excluded.trained_through,
     params = excluded.params,
     updated_at = now();
-
--- name: column_descriptions
-select a.attname, format_type(a.atttypid, a.atttypmod), col_description(a.attrelid, a.attnum)
-from pg_attribute a
-where a.attrelid = %(table)s::regclass and a.attnum > 0 and not a.attisdropped
-order by a.attnum;

@@ -4,12 +4,14 @@ notification body, versioned, and stored in the durable inbox `ops.dr_events`.""
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 MAX_EVENT_DURATION = timedelta(hours=24)  # DR events last hours; a day-long plan is a mistake upstream
 MAX_FACILITIES = 1000
 MAX_ID_LENGTH = 200
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/@-]*")
 
 
 class InvalidEvent(ValueError):
@@ -91,10 +93,14 @@ def utility_event(body: bytes) -> DrEvent:
 
 
 def identifier(value: object, name: str) -> str:
+    """Ids become Dagster partition keys and run keys: letters, digits and . _ : + / - @,
+    starting with a letter or digit."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidEvent(f"{name} must be a non-empty string")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidEvent(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    if not IDENTIFIER.fullmatch(value) or "..." in value:
+        raise InvalidEvent(f"{name} may hold only letters, digits and . _ : + / - @ (starting with a letter or digit), got {value[:40]!r}")
     return value
 
 

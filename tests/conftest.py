@@ -11,6 +11,7 @@ import os
 import secrets
 import tempfile
 import warnings
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # Before anything reads settings: never touch the developer's .wattline or .env.
@@ -20,10 +21,10 @@ os.environ.pop("WATTLINE_DATABASE_URL", None)
 os.environ.pop("WATTLINE_TELEMETRY_API_URL", None)
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
-import pytest  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
+import pytest
+import sqlalchemy as sa
 
-from orchestration.database import Database  # noqa: E402
+from orchestration.database import Database
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +103,15 @@ def load_registry(warehouse: Database, base_url: str) -> None:
     assert materialize([facilities, meters], resources=source_resources(warehouse, base_url)).success
 
 
+def undocumented_columns(engine: sa.Engine, table: str) -> list[str]:
+    """Columns of `table` without a comment: what BI tools and the UI would show bare."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "select attname from pg_attribute where attrelid = cast(:t as regclass) and attnum > 0 "
+            "and not attisdropped and coalesce(col_description(attrelid, attnum), '') = ''"
+        ), {"t": table}).scalars().all()
+
+
 def failure_text(result) -> str:
     """The step failure as the UI shows it: the error and its causes."""
     error = result.get_step_failure_events()[0].step_failure_data.error
@@ -118,3 +128,53 @@ def dbt_manifest(warehouse: Database) -> Path:
     from resources.dbt import prepare_manifest
 
     return prepare_manifest()
+
+
+# The simulator's fleet over 16 days across the EU DST change: days no other module
+# loads. The forecast and the DR modules read it.
+FLEET_SEED, FLEET_FACILITIES = 11, 2
+FLEET_START = datetime(2026, 3, 18, tzinfo=UTC)
+FLEET_END = FLEET_START + timedelta(days=16)
+
+
+@pytest.fixture(scope="session")
+def simulated_fleet(pg_server, warehouse, dbt_manifest):
+    """16 days of two simulated facilities (an office in Berlin, a data centre in New
+    York), loaded and modelled through the real assets, in a database of their own;
+    yields (database, engine)."""
+    from dagster import materialize
+
+    from assets.carbon import grid_carbon_intensity
+    from assets.dbt_models import dbt_derived_models, dbt_incremental_models, dbt_models
+    from assets.prices import grid_prices
+    from assets.telemetry import meter_readings
+    from assets.weather import weather_hourly
+    from orchestration.runs import hourly_range_tags
+    from resources.dbt import dbt_cli
+    from resources.postgres import ensure_warehouse_schema
+    from simulator.config import SimulatorConfig
+    from simulator.server import SimulatorServer
+
+    database = create_database(pg_server, "wattline_fleet")
+    ensure_warehouse_schema(database)
+    config = SimulatorConfig(seed=FLEET_SEED, facilities=FLEET_FACILITIES, interval_s=900, now=lambda: FLEET_END + timedelta(days=4))
+    engine = sa.create_engine(database.sqlalchemy_url)
+    try:
+        with SimulatorServer(config) as server:
+            load_registry(database, server.url)
+            resources = {**source_resources(database, server.url, max_retries=0), "dbt": dbt_cli()}
+            assert materialize([meter_readings], resources=resources, tags=hourly_range_tags(FLEET_START, FLEET_END)).success
+            # Weather two days past the data: forecast hours need it.
+            for day in range(19):
+                partition = f"{FLEET_START + timedelta(days=day):%Y-%m-%d}"
+                assert materialize([weather_hourly, grid_prices, grid_carbon_intensity], resources=resources, partition_key=partition).success
+            assert materialize([dbt_models], resources=resources).success
+            assert materialize(
+                [dbt_incremental_models, dbt_derived_models], resources=resources, tags=hourly_range_tags(FLEET_START, FLEET_END)
+            ).success
+        yield database, engine
+    finally:
+        # Other modules' dbt runs read the session warehouse from the environment.
+        os.environ.update(warehouse.dbt_env())
+        engine.dispose()
+        drop_database(pg_server, database)

@@ -4,8 +4,7 @@ facilities in a real warehouse, writes 48 hours per facility with ordered interv
 scores its backtest, records why a facility with too little history was skipped, and a
 rerun replaces the forecast exactly."""
 
-import os
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -13,25 +12,10 @@ import pytest
 import sqlalchemy as sa
 from dagster import materialize
 
-from assets.carbon import grid_carbon_intensity
-from assets.dbt_models import dbt_derived_models, dbt_incremental_models, dbt_models
 from assets.forecast_model import FacilityJob, ModelSpec, forecast_facility, quiet_logs
 from assets.forecasting import load_forecast
-from assets.prices import grid_prices
-from assets.telemetry import meter_readings
-from assets.weather import weather_hourly
-from orchestration.runs import hourly_range_tags
-from resources.dbt import dbt_cli
-from resources.postgres import PostgresResource, ensure_warehouse_schema
-from simulator.config import SimulatorConfig
-from simulator.server import SimulatorServer
-from tests.conftest import (
-    create_database,
-    drop_database,
-    failure_text,
-    load_registry,
-    source_resources,
-)
+from resources.postgres import PostgresResource
+from tests.conftest import FLEET_END, FLEET_START, failure_text, undocumented_columns
 
 # --- the model on a series whose truth is known -------------------------------------
 
@@ -107,34 +91,12 @@ def test_too_little_history_is_a_skip_with_its_reason():
 
 # --- the asset on the simulator's facilities ----------------------------------------
 
-SEED, FACILITIES = 11, 2
-START = datetime(2026, 3, 18, tzinfo=UTC)  # days no other module loads, across the EU DST change
-END = START + timedelta(days=16)
+START, END = FLEET_START, FLEET_END
 
 
 @pytest.fixture(scope="module")
-def fleet(pg_server, warehouse, dbt_manifest):
-    """16 days of two simulated facilities, loaded and modelled through the real assets,
-    in a database of their own."""
-    database = create_database(pg_server, "wattline_forecast")
-    ensure_warehouse_schema(database)
-    config = SimulatorConfig(seed=SEED, facilities=FACILITIES, interval_s=900, now=lambda: END + timedelta(days=4))
-    try:
-        with SimulatorServer(config) as server:
-            load_registry(database, server.url)
-            resources = {**source_resources(database, server.url, max_retries=0), "dbt": dbt_cli()}
-            assert materialize([meter_readings], resources=resources, tags=hourly_range_tags(START, END)).success
-            # Weather two days past the data: the forecast hours need it.
-            for day in range(19):
-                partition = f"{START + timedelta(days=day):%Y-%m-%d}"
-                assert materialize([weather_hourly, grid_prices, grid_carbon_intensity], resources=resources, partition_key=partition).success
-            assert materialize([dbt_models], resources=resources).success
-            assert materialize([dbt_incremental_models, dbt_derived_models], resources=resources, tags=hourly_range_tags(START, END)).success
-        yield database, sa.create_engine(database.sqlalchemy_url)
-    finally:
-        # Other modules' dbt runs read the session warehouse from the environment.
-        os.environ.update(warehouse.dbt_env())
-        drop_database(pg_server, database)
+def fleet(simulated_fleet):
+    return simulated_fleet
 
 
 def run_forecast(database, raise_on_error=True, **config):
@@ -241,13 +203,8 @@ def test_rerun_replaces_the_forecast_exactly(fleet):
 
 def test_every_forecast_column_is_described(fleet):
     _, engine = fleet
-    with engine.connect() as conn:
-        for table in ("marts.fct_load_forecast", "marts.fct_load_forecast_backtest"):
-            undocumented = conn.execute(sa.text(
-                "select attname from pg_attribute where attrelid = cast(:t as regclass) and attnum > 0 "
-                "and not attisdropped and coalesce(col_description(attrelid, attnum), '') = ''"
-            ), {"t": table}).scalars().all()
-            assert undocumented == [], table
+    for table in ("marts.fct_load_forecast", "marts.fct_load_forecast_backtest"):
+        assert undocumented_columns(engine, table) == [], table
 
 
 def test_an_origin_off_the_hour_is_refused_in_words(fleet):

@@ -21,7 +21,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_up_serves_the_code_location_and_stops_cleanly(tmp_path, warehouse, dbt_manifest):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_up_serves_the_code_location_and_stops_cleanly(tmp_path, warehouse, dbt_manifest, stop_signal):
     port, webhook_port = free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
@@ -68,13 +69,13 @@ def test_up_serves_the_code_location_and_stops_cleanly(tmp_path, warehouse, dbt_
 
         children = psutil.Process(process.pid).children(recursive=True)
         assert any("dagster-daemon" in " ".join(c.cmdline()) for c in children)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         try:
             code = process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-            code = f"still running 60 s after Ctrl-C; its output:\n{output.read_text()[-3000:]}"
+            code = f"still running 60 s after {stop_signal.name}; its output:\n{output.read_text()[-3000:]}"
         assert code == 0, code
         _, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, [c.cmdline() for c in alive]

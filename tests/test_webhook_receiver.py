@@ -195,6 +195,8 @@ def test_a_bad_signature_is_401_and_stores_nothing(receiver, engine, case, reaso
         (event(target_reduction_percentage=None), 422, "exactly one of"),
         (event(target_reduction_percentage=None, target_reduction_kw=-5), 422, "must be above 0"),
         (event(event_id=""), 422, "event_id must be a non-empty string"),
+        (event(event_id="EVT\n1"), 422, "event_id may hold only letters, digits"),
+        (event(event_id="EVT...1"), 422, "event_id may hold only letters, digits"),
         (event(priority="high"), 422, "unknown fields: priority"),
     ],
 )

@@ -1,0 +1,149 @@
+"""From the inbox to a baseline: the DR sensor turns each new event version into a
+dynamic partition and a run request keyed by event and version, and the baseline asset
+run on that partition writes each facility's 15-minute baseline, the 10-in-10 CBL
+checked here against the same average computed in SQL on the facility's wall clock."""
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from dagster import DagsterInstance, SkipReason, build_sensor_context, materialize
+
+from assets.demand_response import dr_baseline
+from assets.forecasting import load_forecast
+from resources.postgres import PostgresResource
+from sensors.dr_sensor import dr_events_sensor
+from tests.conftest import FLEET_END, undocumented_columns
+
+INSERT = sa.text(
+    "insert into ops.dr_events (event_id, version, source, facility_ids, event_start, event_end, "
+    "target_reduction_pct, payload, status) values (:e, :v, 'utility', :f, :s, :end, 20, '{}'::jsonb, :status) "
+    "returning inbox_id"
+)
+
+
+def add_event(engine, event_id, version, facilities, start, end, status="received") -> int:
+    with engine.begin() as conn:
+        return conn.execute(INSERT, {"e": event_id, "v": version, "f": facilities, "s": start, "end": end, "status": status}).scalar_one()
+
+
+def evaluate(database, cursor):
+    instance = DagsterInstance.ephemeral()
+    with build_sensor_context(instance=instance, cursor=cursor, resources={"postgres": PostgresResource(url=database.url)}) as context:
+        return dr_events_sensor(context)
+
+
+def test_each_new_event_version_is_one_partition_and_one_run_request(warehouse, engine):
+    with engine.connect() as conn:
+        cursor = str(conn.scalar(sa.text("select coalesce(max(inbox_id), 0) from ops.dr_events")))
+    start = FLEET_END - timedelta(hours=3)
+    first = add_event(engine, "SENS-1", "v1", ["F-A"], start, start + timedelta(hours=1))
+    add_event(engine, "SENS-2", "v1", ["F-A", "F-B"], start, start + timedelta(hours=2))
+
+    result = evaluate(warehouse, cursor)
+    assert [r.run_key for r in result.run_requests] == ["SENS-1@v1", "SENS-2@v1"]
+    assert [r.partition_key for r in result.run_requests] == ["SENS-1@v1", "SENS-2@v1"]
+    assert result.run_requests[0].tags["wattline/dr_event"] == "SENS-1"
+    [added] = result.dynamic_partitions_requests
+    assert added.partitions_def_name == "dr_events" and list(added.partition_keys) == ["SENS-1@v1", "SENS-2@v1"]
+    assert int(result.cursor) == first + 1
+
+    # Nothing new: nothing requested. A revision is a new version and plans again; a
+    # cancellation gets its partition but no run.
+    assert isinstance(evaluate(warehouse, result.cursor), SkipReason)
+    add_event(engine, "SENS-1", "v2", ["F-A"], start, start + timedelta(hours=2))
+    add_event(engine, "SENS-2", "deleted:v1", ["F-A", "F-B"], start, start + timedelta(hours=2), status="cancelled")
+    later = evaluate(warehouse, result.cursor)
+    assert [r.run_key for r in later.run_requests] == ["SENS-1@v2"]
+    assert list(later.dynamic_partitions_requests[0].partition_keys) == ["SENS-1@v2", "SENS-2@deleted:v1"]
+
+
+# Thursday 2 April 2026, 19:00–21:00 UTC: 21:00–23:00 in Berlin, 15:00–17:00 in New York.
+EVENT_START = FLEET_END - timedelta(hours=5)
+EVENT_END = EVENT_START + timedelta(hours=2)
+
+
+def baseline_rows(engine, key):
+    event_id, _, version = key.partition("@")
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "select * from marts.fct_dr_baseline where event_id = :e and version = :v order by facility_id, interval_start"
+        ), {"e": event_id, "v": version}).mappings().all()
+
+
+def run_baseline(database, key):
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("dr_events", [key])
+    return materialize([dr_baseline], partition_key=key, instance=instance, resources={"postgres": PostgresResource(url=database.url)})
+
+
+def sql_cbl(engine, facility_id, timezone, days, slot):
+    """The same-wall-clock average over the given local days, computed in SQL."""
+    with engine.connect() as conn:
+        return conn.scalar(sa.text(
+            "select avg(avg_kw) from marts.fct_load_15min where facility_id = :f "
+            "and (interval_start at time zone :tz)::date = any(cast(:days as date[])) "
+            "and (interval_start at time zone :tz)::time = (cast(:slot as timestamptz) at time zone :tz)::time"
+        ), {"f": facility_id, "tz": timezone, "days": days, "slot": slot})
+
+
+def test_the_baseline_of_an_event_from_the_cbl_then_the_forecast(simulated_fleet):
+    database, engine = simulated_fleet
+    add_event(engine, "BASE-1", "v1", ["FAC-0001", "FAC-0002"], EVENT_START, EVENT_END)
+    result = run_baseline(database, "BASE-1@v1")
+    assert result.success
+    rows = baseline_rows(engine, "BASE-1@v1")
+    assert [(r["facility_id"], r["interval_start"]) for r in rows] == [
+        (f, EVENT_START + timedelta(minutes=15 * i)) for f in ("FAC-0001", "FAC-0002") for i in range(8)
+    ]
+    with engine.connect() as conn:
+        timezones = dict(conn.execute(sa.text("select facility_id, timezone from marts.dim_facility")).all())
+    for row in rows:
+        assert row["cbl_days"] == 10 and 0.8 <= row["adjustment_ratio"] <= 1.2
+        assert row["adjusted_cbl_kw"] == pytest.approx(row["cbl_kw"] * row["adjustment_ratio"], rel=1e-3)
+        # No forecast has run in this database yet (or none covers the event): the CBL.
+        if row["forecast_kw"] is None:
+            assert row["baseline_source"] == "cbl" and row["baseline_kw"] == pytest.approx(row["adjusted_cbl_kw"])
+    # The ten weekdays before Thursday 2 April, none an event day: 19 March – 1 April.
+    days = ["2026-03-19", "2026-03-20", "2026-03-23", "2026-03-24", "2026-03-25",
+            "2026-03-26", "2026-03-27", "2026-03-30", "2026-03-31", "2026-04-01"]
+    for row in rows[::3]:
+        tz = timezones[row["facility_id"]]
+        expected = sql_cbl(engine, row["facility_id"], tz, days, row["interval_start"].isoformat())
+        assert row["cbl_kw"] == pytest.approx(expected, rel=1e-6), row
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["facilities_without_baseline"].value == 0
+    assert undocumented_columns(engine, "marts.fct_dr_baseline") == []
+    assert result.get_asset_check_evaluations()[0].passed
+
+    # With a forecast covering the event, the plan's baseline is the forecast's hour.
+    as_of = EVENT_START.replace(minute=0) - timedelta(hours=1)
+    assert materialize(
+        [load_forecast], resources={"postgres": PostgresResource(url=database.url)},
+        run_config={"ops": {"load_forecast": {"config": {"as_of": as_of.isoformat()}}}},
+    ).success
+    assert run_baseline(database, "BASE-1@v1").success
+    again = baseline_rows(engine, "BASE-1@v1")
+    assert len(again) == len(rows)  # replaced, not added
+    with engine.connect() as conn:
+        forecast = {
+            (f, t): kw for f, t, kw in conn.execute(sa.text("select facility_id, interval_start, yhat_kw from marts.fct_load_forecast"))
+        }
+    for row in again:
+        hour = row["interval_start"].replace(minute=0)
+        assert row["baseline_source"] == "forecast" and row["forecast_kw"] == forecast[(row["facility_id"], hour)]
+        assert row["baseline_kw"] == row["forecast_kw"] and row["cbl_kw"] is not None
+
+
+def test_an_earlier_event_day_is_not_a_cbl_day(simulated_fleet):
+    database, engine = simulated_fleet
+    # FAC-0001 had an event on Wednesday 1 April: its CBL reaches back to 18 March instead.
+    add_event(engine, "EARLIER", "v1", ["FAC-0001"], EVENT_START - timedelta(days=1), EVENT_END - timedelta(days=1))
+    add_event(engine, "BASE-2", "v1", ["FAC-0001"], EVENT_START, EVENT_END)
+    assert run_baseline(database, "BASE-2@v1").success
+    rows = baseline_rows(engine, "BASE-2@v1")
+    days = ["2026-03-18", "2026-03-19", "2026-03-20", "2026-03-23", "2026-03-24",
+            "2026-03-25", "2026-03-26", "2026-03-27", "2026-03-30", "2026-03-31"]
+    expected = sql_cbl(engine, "FAC-0001", "Europe/Berlin", days, rows[0]["interval_start"].isoformat())
+    assert rows[0]["cbl_kw"] == pytest.approx(expected, rel=1e-6)
+    assert rows[0]["cbl_days"] == 10
