@@ -87,8 +87,8 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
         cur.execute(sql["other_event_starts"], {"facility_ids": facility_ids, "event_id": event_id, "before": start})
         other_events = cur.fetchall()
         forecast = {}
-        cur.execute("select to_regclass('marts.fct_load_forecast') is not null")
-        if cur.fetchone()[0]:  # no forecast has run yet: the CBL alone
+        cur.execute(sql["forecast_exists"])
+        if cur.fetchone()[0]:
             cur.execute(sql["forecast"], {
                 "facility_ids": facility_ids, "start": start.replace(minute=0, second=0, microsecond=0), "end": end,
             })

@@ -51,10 +51,6 @@ class ModelSpec:
     # A day type (Saturday, Sunday) gets its own daily shape when its average hourly
     # profile differs from the others' by more than this share of the mean load.
     day_type_threshold: float = 0.1
-    # The temperature response also scales with how busy the building usually is at
-    # that hour (HVAC sets back when it is empty), and daylight dims the lights.
-    occupancy_scaled_weather: bool = True
-    irradiance: bool = True
     # Posterior samples per forecast hour. On 10 facilities' held-out weeks (bench/
     # forecast.py) the 80 % / 95 % intervals from 200 samples held 75.5 % / 88.8 % of
     # the hours, from Prophet's default 1,000 76.3 % / 89.3 %, predicted in 37 ms
@@ -121,7 +117,7 @@ def forecast_facility(job: FacilityJob, spec: ModelSpec) -> FacilityResult:
 
 
 def _forecast(job: FacilityJob, spec: ModelSpec) -> FacilityResult:
-    frame = _local_time(job.frame, job.timezone)
+    frame = local_time(job.frame, job.timezone)
     as_of = job.as_of
     history = usable_history(frame, as_of, spec)
     days = len(history) / 24
@@ -150,15 +146,15 @@ def _forecast(job: FacilityJob, spec: ModelSpec) -> FacilityResult:
 
     # The backtest model learns only from the weeks before the held-out one, its
     # occupancy profile included.
-    backtest_design = Design(shapes, _occupancy(train, shapes))
-    backtest_model = _fit(spec, backtest_design, train, previous.get("backtest"))
-    backtest = _predict(backtest_model, spec, backtest_design, test)
+    backtest_design = Design(shapes, occupancy_profile(train, shapes))
+    backtest_model = fit(spec, backtest_design, train, previous.get("backtest"))
+    backtest = predict(backtest_model, spec, backtest_design, test)
     scores = backtest_scores(test, backtest, history)
 
-    design = Design(shapes, _occupancy(history, shapes))
-    model = _fit(spec, design, history, previous.get("final") or _stan_params(backtest_model))
+    design = Design(shapes, occupancy_profile(history, shapes))
+    model = fit(spec, design, history, previous.get("final") or _stan_params(backtest_model))
     future = _future(frame, job.timezone, as_of, spec)
-    forecast = _predict(model, spec, design, future)
+    forecast = predict(model, spec, design, future)
     forecast["temperature_c"] = future.temperature_c.to_numpy()
     forecast["temperature_source"] = future.temperature_source.to_numpy()
     scores.update(
@@ -198,7 +194,7 @@ class Design:
     occupancy: dict[tuple[str, int], float]
 
 
-def _local_time(frame: pd.DataFrame, timezone: str) -> pd.DataFrame:
+def local_time(frame: pd.DataFrame, timezone: str) -> pd.DataFrame:
     """ds on the facility's wall clock: occupancy follows it, and so across a DST change
     does the daily shape."""
     frame = frame.sort_values("hour_start").reset_index(drop=True)
@@ -238,27 +234,36 @@ def daily_shapes(history: pd.DataFrame, spec: ModelSpec) -> str:
     return "weekday/saturday/sunday" if differ("saturday", "sunday") else "weekday/weekend"
 
 
-def _occupancy(history: pd.DataFrame, shapes: str) -> dict[tuple[str, int], float]:
+def occupancy_profile(history: pd.DataFrame, shapes: str) -> dict[tuple[str, int], float]:
     profile = history.groupby([_day_type(history.ds, shapes), history.ds.dt.hour]).avg_kw.mean()
     low, high = profile.min(), profile.max()
     scaled = (profile - low) / (high - low) if high > low else profile * 0 + 1.0
     return {key: float(value) for key, value in scaled.items()}
 
 
-def _regressors(spec: ModelSpec, design: Design) -> list[str]:
+WEATHER_REGRESSORS = (
+    "cooling_degrees",
+    "heating_degrees",
+    # The temperature response scales with how busy the building usually is at that
+    # hour (HVAC sets back when it is empty), and daylight dims the lights in use.
+    # On 30 simulated facilities, without the occupied terms the median MAE gain over the baseline fell
+    # from 53 % to 51 % and 80 % coverage from 77 % to 74 %; without daylight, retail
+    # lost most of its gain (11 % → 2 %).
+    "cooling_degrees_occupied",
+    "heating_degrees_occupied",
+    "daylight_occupied",
+)
+
+
+def _regressors(design: Design) -> list[str]:
     # A Fourier daily shape averages zero over the day: each extra day type's level is
     # its own term, or the smooth weekly seasonality would smear Saturday into Friday.
-    names = [f"{name}_level" for name in _day_types(design.shapes)[1:]]
-    names += ["cooling_degrees", "heating_degrees"]
-    if spec.occupancy_scaled_weather:
-        names += ["cooling_degrees_occupied", "heating_degrees_occupied"]
-    if spec.irradiance:
-        names += ["daylight_occupied" if spec.occupancy_scaled_weather else "daylight"]
-    return names
+    return [f"{name}_level" for name in _day_types(design.shapes)[1:]] + list(WEATHER_REGRESSORS)
 
 
 def _columns(frame: pd.DataFrame, spec: ModelSpec, design: Design) -> pd.DataFrame:
-    """Prophet's input: ds, a condition column per day type, and the weather regressors."""
+    """Prophet's input: ds, a condition and a level column per day type, and the weather
+    regressors."""
     day_type = _day_type(frame.ds, design.shapes)
     columns = pd.DataFrame({"ds": frame.ds.to_numpy()}, index=frame.index)
     for name in _day_types(design.shapes):
@@ -268,17 +273,11 @@ def _columns(frame: pd.DataFrame, spec: ModelSpec, design: Design) -> pd.DataFra
     heating = (spec.balance_point_c - frame.temperature_c).clip(lower=0)
     occupancy = pd.Series(list(zip(day_type, frame.ds.dt.hour, strict=True)), index=frame.index).map(design.occupancy).fillna(0.5)
     daylight = frame.shortwave_radiation_w_m2 / 1000.0
-    candidates = {
-        "cooling_degrees": cooling,
-        "heating_degrees": heating,
-        "cooling_degrees_occupied": cooling * occupancy,
-        "heating_degrees_occupied": heating * occupancy,
-        "daylight_occupied": daylight * occupancy,
-        "daylight": daylight,
-    }
-    for name in _regressors(spec, design):
-        if name in candidates:
-            columns[name] = candidates[name].to_numpy()
+    columns["cooling_degrees"] = cooling.to_numpy()
+    columns["heating_degrees"] = heating.to_numpy()
+    columns["cooling_degrees_occupied"] = (cooling * occupancy).to_numpy()
+    columns["heating_degrees_occupied"] = (heating * occupancy).to_numpy()
+    columns["daylight_occupied"] = (daylight * occupancy).to_numpy()
     return columns
 
 
@@ -324,12 +323,12 @@ def _model(spec: ModelSpec, design: Design):
     )
     for name in _day_types(design.shapes):
         model.add_seasonality(f"daily_{name}", period=1, fourier_order=spec.daily_fourier_order, condition_name=name)
-    for name in _regressors(spec, design):
+    for name in _regressors(design):
         model.add_regressor(name, standardize=not name.endswith("_level"))
     return model
 
 
-def _fit(spec: ModelSpec, design: Design, history: pd.DataFrame, init: dict | None):
+def fit(spec: ModelSpec, design: Design, history: pd.DataFrame, init: dict | None):
     model = _model(spec, design)
     train = _columns(history, spec, design).assign(y=history.avg_kw.to_numpy())
     if init is None:
@@ -347,7 +346,7 @@ def _stan_params(model) -> dict:
     }
 
 
-def _predict(model, spec: ModelSpec, design: Design, frame: pd.DataFrame) -> pd.DataFrame:
+def predict(model, spec: ModelSpec, design: Design, frame: pd.DataFrame) -> pd.DataFrame:
     """yhat and both intervals per row of `frame`, in kW, none below zero (a facility's
     load is what it draws). Prophet's point forecast and quantiles of one set of
     posterior predictive samples."""

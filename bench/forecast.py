@@ -206,20 +206,24 @@ def backtest_rows(database, as_of) -> list[dict]:
 
 
 def read_inputs(database, end):
+    """Each facility's (id, time zone, hourly inputs), read as the asset reads them."""
     import pandas as pd
-    import sqlalchemy as sa
+    import psycopg2
 
     from assets.forecast_model import ModelSpec
+    from resources.sql_files import statements
 
-    spec = ModelSpec()
-    engine = sa.create_engine(database.sqlalchemy_url)
-    with engine.connect() as conn:
-        facilities = dict(conn.execute(sa.text("select facility_id, timezone from marts.dim_facility order by facility_id")).all())
-        inputs = pd.read_sql(
-            sa.text("select * from intermediate.int_facility_load_weather_hourly where hour_start >= :s and hour_start < :e"),
-            conn, params={"s": end - timedelta(days=spec.history_days), "e": end + timedelta(hours=spec.horizon_hours)},
-        )
-    engine.dispose()
+    spec, sql = ModelSpec(), statements("forecast_tables.sql")
+    with psycopg2.connect(database.url) as conn, conn.cursor() as cur:
+        cur.execute(sql["facilities"], {"facility_ids": None})
+        facilities = dict(cur.fetchall())
+        cur.execute(sql["inputs"], {
+            "facility_ids": list(facilities),
+            "start": end - timedelta(days=spec.history_days),
+            "end": end + timedelta(hours=spec.horizon_hours),
+        })
+        inputs = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    conn.close()
     return [(f, tz, inputs[inputs.facility_id == f].drop(columns="facility_id")) for f, tz in facilities.items()]
 
 
@@ -256,12 +260,12 @@ def sample_sweep(inputs, end, count: int) -> list[dict]:
     end = pd.Timestamp(end)
     fitted = []
     for _, timezone, frame in inputs[:count]:
-        history = fm.usable_history(fm._local_time(frame, timezone), end, spec)
+        history = fm.usable_history(fm.local_time(frame, timezone), end, spec)
         split = end - pd.Timedelta(days=spec.backtest_days)
         train, test = history[history.hour_start < split], history[history.hour_start >= split]
         shapes = fm.daily_shapes(history, spec)
-        design = fm.Design(shapes, fm._occupancy(train, shapes))
-        fitted.append((fm._fit(spec, design, train, None), design, test))
+        design = fm.Design(shapes, fm.occupancy_profile(train, shapes))
+        fitted.append((fm.fit(spec, design, train, None), design, test))
     sweep = []
     for samples in SAMPLE_COUNTS:
         covered_80 = covered_95 = hours = 0
@@ -269,7 +273,7 @@ def sample_sweep(inputs, end, count: int) -> list[dict]:
         for model, design, test in fitted:
             model.uncertainty_samples = samples
             started = time.perf_counter()
-            predicted = fm._predict(model, dataclasses.replace(spec, uncertainty_samples=samples), design, test)
+            predicted = fm.predict(model, dataclasses.replace(spec, uncertainty_samples=samples), design, test)
             elapsed.append((time.perf_counter() - started) * 1000)
             actual = test.avg_kw.to_numpy()
             covered_80 += int(((actual >= predicted.lower_80) & (actual <= predicted.upper_80)).sum())

@@ -24,3 +24,11 @@ returning inbox_id;
 select inbox_id
 from ops.dr_events
 where event_id = %(event_id)s and version = %(version)s;
+
+-- name: new_events
+-- What the DR sensor has not seen: the inbox after its cursor, in arrival order.
+select inbox_id, event_id, version, status
+from ops.dr_events
+where inbox_id > %(cursor)s
+order by inbox_id
+limit %(batch)s;

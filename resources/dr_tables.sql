@@ -67,6 +67,10 @@ where facility = any(%(facility_ids)s)
   and status <> 'cancelled'
   and event_start < %(before)s;
 
+-- name: forecast_exists
+-- Before the first forecast run there is no forecast table: the CBL alone.
+select to_regclass('marts.fct_load_forecast') is not null;
+
 -- name: forecast
 select facility_id, interval_start, yhat_kw
 from marts.fct_load_forecast

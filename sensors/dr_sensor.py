@@ -13,16 +13,9 @@ from dagster import (
 from orchestration.jobs import dr_plan_job
 from orchestration.partitions import dr_event_partitions, dr_partition_key
 from resources.postgres import PostgresResource
+from resources.sql_files import statements
 
 BATCH = 200  # events per evaluation; the next evaluation, seconds later, takes the rest
-
-NEW_EVENTS = """
-select inbox_id, event_id, version, status
-from ops.dr_events
-where inbox_id > %(cursor)s
-order by inbox_id
-limit %(batch)s
-"""
 
 
 @sensor(
@@ -40,7 +33,7 @@ limit %(batch)s
 def dr_events_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
     cursor = int(context.cursor or 0)
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        cur.execute(NEW_EVENTS, {"cursor": cursor, "batch": BATCH})
+        cur.execute(statements("dr_inbox.sql")["new_events"], {"cursor": cursor, "batch": BATCH})
         rows = cur.fetchall()
     if not rows:
         return SkipReason(f"no DR event after inbox id {cursor}")

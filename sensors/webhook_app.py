@@ -18,6 +18,7 @@ event (with the reason), 503 when no secret or token is configured. Bodies and s
 logged: an event id and a reason are.
 """
 
+import contextlib
 import hmac
 import json
 import logging
@@ -95,13 +96,16 @@ def create_app(config: ReceiverConfig | None = None) -> Starlette:
         log.info("OpenADR event %s version %s (%s) %s (inbox %s)", event.event_id, event.version, action, outcome["status"], outcome["inbox_id"])
         return JSONResponse({**outcome, "operation": action}, status_code=202)
 
-    app = Starlette(routes=[
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        engine.dispose()
+
+    return Starlette(lifespan=lifespan, routes=[
         Route("/healthz", healthz, methods=["GET"]),
         Route("/webhooks/utility/dr-notification", utility_notification, methods=["POST"]),
         Route("/webhooks/openadr3/notification", openadr_notification, methods=["POST"]),
     ])
-    app.state.engine = engine
-    return app
 
 
 def _refusal(what: str, refused: Refused | InvalidEvent) -> JSONResponse:
