@@ -11,6 +11,7 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -24,21 +25,41 @@ from resources.sql_files import statements
 
 SQL = "dr_tables.sql"
 BASELINE = AssetKey(["marts", "fct_dr_baseline"])
+INBOX = AssetKey(["ops", "dr_events"])
 OWNERS = ["team:energy-data"]
+# The inbox is written by the webhook receiver, outside any run: an external asset, so
+# the lineage from the utility's call to the plan and its measurement shows in the UI.
+dr_events_inbox = AssetSpec(
+    key=INBOX,
+    description=(
+        "The demand-response inbox (ops.dr_events): every event version a utility or OpenADR VTN "
+        "sent, stored by the webhook receiver before it answered 202, with its lifecycle "
+        "(received → planned → active → completed | failed, or cancelled)."
+    ),
+    group_name="demand_response",
+    kinds={"postgres"},
+    owners=["team:energy-data"],
+)
+
+# What every DR asset shares: one partition per event version, its group, kinds, owners.
+DR_ASSET = {
+    "partitions_def": dr_event_partitions,
+    "group_name": "demand_response",
+    "kinds": {"python", "postgres"},
+    "owners": OWNERS,
+}
 
 
 @asset(
     key=BASELINE,
     deps=[
+        INBOX,
         # An event's baseline reads weeks of 15-minute load before it, whichever hours.
         AssetDep(AssetKey(["marts", "fct_load_15min"]), partition_mapping=AllPartitionMapping()),
         AssetKey(["marts", "fct_load_forecast"]),
         AssetKey(["marts", "dim_facility"]),
     ],
-    partitions_def=dr_event_partitions,
-    group_name="demand_response",
-    kinds={"python", "postgres"},
-    owners=OWNERS,
+    **DR_ASSET,
     check_specs=[
         AssetCheckSpec(
             "every_facility_has_a_baseline",
@@ -48,16 +69,18 @@ OWNERS = ["team:energy-data"]
     ],
 )
 def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
-    """What each facility of a demand-response event would draw in each 15-minute
-    interval of the event without it (`marts.fct_dr_baseline`).
+    """What each facility of a demand-response event would import from the grid in each
+    15-minute interval of the event without it (`marts.fct_dr_baseline`): grid import is
+    what the utility settles on, so a battery or solar panel counts as much as a switch.
 
-    Two baselines side by side: the load forecast (`fct_load_forecast`, the hour's kW)
-    and the CAISO-style 10-in-10 customer baseline (CBL): the same wall-clock intervals
-    averaged over the 10 most recent eligible days of the same day type (not event
-    days, complete), scaled by the day-of adjustment (actual over CBL from 4 h to 1 h
-    before the event, clamped to 0.8–1.2). The plan works from the forecast where one
-    covers the interval and from the adjusted CBL elsewhere; `baseline_source` says
-    which. One partition per event version; a rerun replaces its rows.
+    Two baselines side by side: the load forecast (`fct_load_forecast`, the hour's kW of
+    consumption) less the expected on-site supply, and the CAISO-style 10-in-10 customer
+    baseline (CBL) of grid import: the same wall-clock intervals averaged over the 10 most
+    recent eligible days of the same day type (not event days, complete), scaled by the
+    day-of adjustment (actual over CBL from 4 h to 1 h before the event, clamped to
+    0.8–1.2). The plan works from the forecast where one covers the interval and from the
+    adjusted CBL elsewhere; `baseline_source` says which. One partition per event
+    version; a rerun replaces its rows.
     """
     import pandas as pd
 
@@ -68,12 +91,7 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
     event_id, _, version = context.partition_key.partition("@")
     rule = BaselineRule()
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        cur.execute(sql["event"], {"event_id": event_id, "version": version})
-        event = cur.fetchone()
-        if event is None:
-            raise Failure(f"no DR event {event_id} version {version} in ops.dr_events")
-        columns = [d.name for d in cur.description]
-        event = dict(zip(columns, event, strict=True))
+        event = fetch_event(cur, sql, event_id, version)
         facility_ids = list(event["facility_ids"])
         start, end = event["event_start"], event["event_end"]
         cur.execute(sql["facilities"], {"facility_ids": facility_ids})
@@ -83,7 +101,7 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
             "start": start - timedelta(days=rule.lookback_days + 1),
             "end": start,
         })
-        history = pd.DataFrame(cur.fetchall(), columns=["facility_id", "interval_start", "avg_kw"])
+        history = pd.DataFrame(cur.fetchall(), columns=["facility_id", "interval_start", "grid_kw", "onsite_kw"])
         cur.execute(sql["other_event_starts"], {"facility_ids": facility_ids, "event_id": event_id, "before": start})
         other_events = cur.fetchall()
         forecast = {}
@@ -104,10 +122,14 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
         event_days = {
             pd.Timestamp(s).tz_convert(timezone).date() for f, s in other_events if f == facility_id
         }
-        load = history[history.facility_id == facility_id].set_index("interval_start").avg_kw
-        cbl = customer_baseline(load, start, end, timezone, event_days, rule)
+        load = history[history.facility_id == facility_id].set_index("interval_start")
+        cbl = customer_baseline(load.grid_kw, start, end, timezone, event_days, rule)
+        # The on-site supply over the same days, unadjusted: the day-of ratio is the
+        # import's, and the sun does not scale with the office's occupancy.
+        onsite = customer_baseline(load.onsite_kw, start, end, timezone, event_days, rule)
         slots = pd.date_range(pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC"), freq="15min", inclusive="left")
         cbl_by_slot = {} if cbl is None else {row.interval_start: row for row in cbl.intervals.itertuples()}
+        onsite_by_slot = {} if onsite is None else dict(zip(onsite.intervals.interval_start, onsite.intervals.cbl_kw, strict=True))
         facility_rows = []
         for slot in slots:
             hour = slot.floor("h").to_pydatetime()
@@ -115,6 +137,7 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
             cbl_row = cbl_by_slot.get(slot)
             if forecast_kw is None and cbl_row is None:
                 continue
+            onsite_kw = max(0.0, float(onsite_by_slot.get(slot, 0.0)))
             facility_rows.append({
                 "event_id": event_id,
                 "version": version,
@@ -122,11 +145,12 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
                 "interval_start": slot.to_pydatetime(),
                 "interval_end": (slot + pd.Timedelta(minutes=15)).to_pydatetime(),
                 "forecast_kw": forecast_kw,
+                "onsite_kw": round(onsite_kw, 4),
                 "cbl_kw": None if cbl_row is None else round(float(cbl_row.cbl_kw), 4),
                 "adjusted_cbl_kw": None if cbl_row is None else round(float(cbl_row.adjusted_kw), 4),
                 "cbl_days": None if cbl is None else len(cbl.days_used),
                 "adjustment_ratio": None if cbl is None else round(cbl.ratio, 4),
-                "baseline_kw": round(float(forecast_kw if forecast_kw is not None else cbl_row.adjusted_kw), 4),
+                "baseline_kw": round(max(0.0, forecast_kw - onsite_kw) if forecast_kw is not None else float(cbl_row.adjusted_kw), 4),
                 "baseline_source": "forecast" if forecast_kw is not None else "cbl",
                 "created_at": created_at,
             })
@@ -170,3 +194,219 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
         description="Every facility of the event has a baseline for every interval." if not missing else "; ".join(missing[:10]),
         metadata={"facilities_without_baseline": len(missing)},
     )
+
+
+PLAN = AssetKey(["marts", "fct_dr_reduction_plan"])
+
+
+@asset(
+    key=PLAN,
+    deps=[
+        BASELINE,
+        AssetKey(["staging", "curtailment_catalogue"]),
+        # End-use shares come from the four weeks of submeter load before the event.
+        AssetDep(AssetKey(["intermediate", "int_meter_load_15min"]), partition_mapping=AllPartitionMapping()),
+    ],
+    **DR_ASSET,
+    check_specs=[
+        AssetCheckSpec(
+            "plan_meets_the_target",
+            asset=PLAN,
+            description=(
+                "Warns when the curtailment catalogue cannot cover the event's target in some interval: "
+                "the event is planned with its shortfall recorded, and the operator has to find the rest."
+            ),
+        )
+    ],
+)
+def dr_reduction_plan(context: AssetExecutionContext, postgres: PostgresResource):
+    """Which curtailment actions each facility runs in each 15-minute interval of a
+    demand-response event, and what it is then expected to import
+    (`marts.fct_dr_reduction_plan`).
+
+    The target per facility and interval: the event's percentage of the baseline; a kW
+    target split across the facilities in proportion to their baselines; or an OpenADR
+    interval's SIMPLE shed percentage or import capacity limit. The plan takes actions
+    from the facility's curtailment catalogue by lowest comfort cost per kW until the
+    target is met, within each action's duration, notice, end-use load and battery
+    limits, with pre-cooling before the event and the rebound after it
+    (assets/dr_planner.py). Where the catalogue falls short the event is still
+    `planned`, with its shortfall in ops.dr_events and a warning check.
+    """
+    from assets.dr_planner import plan_facility
+    from assets.dr_targets import facility_intervals, load_actions
+
+    sql = statements(SQL)
+    create_tables(postgres, sql["create_tables"])
+    event_id, _, version = context.partition_key.partition("@")
+    with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
+        event = fetch_event(cur, sql, event_id, version)
+        facility_ids = list(event["facility_ids"])
+        cur.execute(sql["baseline"], {"event_id": event_id, "version": version})
+        baseline = cur.fetchall()
+        cur.execute(sql["catalogue"], {"facility_ids": facility_ids})
+        catalogue = _records(cur)
+        cur.execute(sql["facilities"], {"facility_ids": facility_ids})
+        timezones = dict(cur.fetchall())
+        cur.execute(sql["end_use_shares"], {"facility_ids": facility_ids, "start": event["event_start"]})
+        shares = cur.fetchall()
+
+    intervals = facility_intervals(event, baseline, shares, timezones)
+    actions = load_actions(catalogue)
+    created_at = datetime.now(UTC)
+    rows, plans = [], {}
+    for facility_id in facility_ids:
+        plan = plan_facility(intervals.get(facility_id, []), actions.get(facility_id, []), event["received_at"])
+        plans[facility_id] = plan
+        rows += _plan_rows(event_id, version, facility_id, plan, {a.action_id: a for a in actions.get(facility_id, [])}, created_at)
+
+    target_kwh = sum(p.target_kwh for p in plans.values())
+    shortfall_kwh = sum(p.shortfall_kwh for p in plans.values())
+    shed_kwh = sum(p.shed_kwh for p in plans.values())
+    problems = _plan_problems(facility_ids, intervals, actions, plans)
+    unplanned = [f for f in facility_ids if not intervals.get(f)]
+    reason = None
+    if shortfall_kwh > 0.05:
+        reason = f"the plan sheds {shed_kwh:.1f} of the {target_kwh:.1f} kWh asked: {shortfall_kwh:.1f} kWh short"
+        reason += f" ({'; '.join(problems)})" if problems else ""
+    elif unplanned:
+        reason = f"no baseline for {', '.join(unplanned)} (no forecast and no eligible CBL day): nothing planned there"
+    with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
+        cur.execute(sql["replace_plan"], {"event_id": event_id, "version": version, "rows": as_json(rows)})
+        cur.execute(sql["mark_planned"], {
+            "event_id": event_id, "version": version, "target_kwh": round(target_kwh, 3),
+            "planned_shed_kwh": round(shed_kwh, 3), "shortfall_kwh": round(shortfall_kwh, 3), "reason": reason,
+        })
+        schema = column_schema(cur, "marts.fct_dr_reduction_plan")
+    if reason:
+        context.log.warning(f"DR event {event_id} version {version}: {reason}")
+    yield MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "dagster/column_schema": schema,
+            "event_id": event_id,
+            "version": version,
+            "target_kwh": round(target_kwh, 2),
+            "planned_shed_kwh": round(shed_kwh, 2),
+            "shortfall_kwh": round(shortfall_kwh, 2),
+            "facilities": MetadataValue.md(_plan_table(plans, actions)),
+            "plots": MetadataValue.md(_plan_plots(plans)),
+        }
+    )
+    yield AssetCheckResult(
+        check_name="plan_meets_the_target",
+        passed=reason is None,
+        severity=AssetCheckSeverity.WARN,
+        description="The plan meets the target in every interval." if reason is None else reason,
+        metadata={"target_kwh": round(target_kwh, 2), "shortfall_kwh": round(shortfall_kwh, 2)},
+    )
+
+
+def fetch_event(cur, sql, event_id: str, version: str) -> dict:
+    """The inbox row of one event version, as a dict; Failure when it is not there."""
+    cur.execute(sql["event"], {"event_id": event_id, "version": version})
+    row = cur.fetchone()
+    if row is None:
+        raise Failure(f"no DR event {event_id} version {version} in ops.dr_events")
+    return dict(zip([d.name for d in cur.description], row, strict=True))
+
+
+def _records(cur) -> list[dict]:
+    names = [d.name for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _plan_rows(event_id, version, facility_id, plan, actions, created_at) -> list[dict]:
+    by_interval = {i.start: i for i in plan.intervals}
+    rows = []
+    acted = set()
+    for step in plan.steps:
+        interval = by_interval.get(step.start)
+        action = actions[step.action_id]
+        acted.add(step.start)
+        rows.append(_plan_row(event_id, version, facility_id, step.start, step.phase, action, step.shed_kw, interval, created_at))
+    for interval in plan.intervals:
+        if interval.start not in acted:
+            rows.append(_plan_row(event_id, version, facility_id, interval.start, "event", None, 0.0, interval, created_at))
+    return rows
+
+
+def _plan_row(event_id, version, facility_id, start, phase, action, shed_kw, interval, created_at) -> dict:
+    return {
+        "event_id": event_id,
+        "version": version,
+        "facility_id": facility_id,
+        "interval_start": start,
+        "interval_end": start + timedelta(minutes=15),
+        "phase": phase,
+        "action_id": action.action_id if action else None,
+        "action": action.action if action else None,
+        "end_use": action.end_use if action else None,
+        "shed_kw": round(shed_kw, 4),
+        "baseline_kw": None if interval is None else round(interval.baseline_kw, 4),
+        "target_kw": None if interval is None else round(interval.target_kw, 4),
+        "expected_load_kw": None if interval is None else round(interval.expected_kw, 4),
+        "shortfall_kw": None if interval is None else round(interval.shortfall_kw, 4),
+        "created_at": created_at,
+    }
+
+
+def _plan_problems(facility_ids, intervals, actions, plans) -> list[str]:
+    problems = []
+    for facility_id in facility_ids:
+        if not intervals.get(facility_id):
+            problems.append(f"{facility_id} has no baseline")
+        elif not actions.get(facility_id):
+            problems.append(f"{facility_id} has no actions in the curtailment catalogue")
+        for action_id, why in plans[facility_id].unusable.items():
+            problems.append(f"{action_id} unusable: {why}")
+    return problems
+
+
+def _plan_table(plans, actions) -> str:
+    lines = [
+        "| facility | target kWh | planned shed kWh | shortfall kWh | actions used | unusable actions |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for facility_id, plan in plans.items():
+        used = sorted({s.action_id for s in plan.steps if s.phase == "event"})
+        unusable = "; ".join(f"{a}: {why}" for a, why in plan.unusable.items())
+        if not actions.get(facility_id):
+            unusable = "no actions in the curtailment catalogue"
+        lines.append(
+            f"| {facility_id} | {plan.target_kwh:.1f} | {plan.shed_kwh:.1f} | {plan.shortfall_kwh:.1f} | "
+            f"{', '.join(used) or '–'} | {unusable or '–'} |"
+        )
+    return "\n".join(lines)
+
+
+MAX_PLOTS = 20  # each a ~10 KB PNG in the event log; the table lists every facility
+
+
+def _plan_plots(plans) -> str:
+    from assets.dr_planner import SLOT
+    from assets.plots import figure, markdown_image, palette_png
+
+    parts = []
+    for facility_id, plan in list(plans.items())[:MAX_PLOTS]:
+        if not plan.intervals:
+            continue
+        fig = figure(8, 2.4)
+        axes = fig.add_subplot()
+        starts = [i.start for i in plan.intervals] + [plan.intervals[-1].start + SLOT]
+        baseline = [i.baseline_kw for i in plan.intervals]
+        axes.stairs(baseline, starts, color="black", linewidth=1.2, label="baseline")
+        axes.stairs([i.baseline_kw - i.target_kw for i in plan.intervals], starts, color="#fd8d3c", linestyle="--", linewidth=1.0, label="target load")
+        axes.stairs([i.expected_kw for i in plan.intervals], starts, color="#08519c", linewidth=1.4, label="planned load")
+        outside = plan.outside_event()
+        if outside:
+            axes.bar(list(outside), list(outside.values()), width=SLOT, align="edge", color="#9ecae1", label="added load (prepare / rebound)")
+        axes.set_title(f"{facility_id}: plan sheds {plan.shed_kwh:.1f} of {plan.target_kwh:.1f} kWh", fontsize=10)
+        axes.set_ylabel("kW")
+        axes.tick_params(labelsize=8)
+        axes.legend(loc="lower left", fontsize=7, ncols=4, frameon=False)
+        fig.subplots_adjust(left=0.07, right=0.99, top=0.88, bottom=0.12)
+        parts.append(markdown_image(facility_id, palette_png(fig)))
+    if len(plans) > MAX_PLOTS:
+        parts.append(f"The first {MAX_PLOTS} of {len(plans)} facilities; every plan is in `marts.fct_dr_reduction_plan`.")
+    return "\n".join(parts) or "No facility of the event has a baseline to plan from."

@@ -10,7 +10,6 @@ use: the code location never pays for them.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import time
@@ -410,19 +409,14 @@ def fit_scores(actual: np.ndarray, predicted: np.ndarray) -> dict:
 def plot(facility_id: str, history: pd.DataFrame, backtest: pd.DataFrame, forecast: pd.DataFrame, scores: dict, as_of: pd.Timestamp) -> bytes:
     """PNG: the last week's actual load, what the backtest model made of it, and the
     forecast with its 80 % and 95 % bands (UTC on the axis)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from assets.plots import figure, palette_png
 
     def utc(series):
         return pd.to_datetime(series, utc=True).dt.tz_localize(None)
 
     recent = history[history.hour_start >= as_of - WEEK]
-    figure = Figure(figsize=(8, 2.6), dpi=64)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    fig = figure()
+    axes = fig.add_subplot()
     axes.fill_between(utc(forecast.hour_start), forecast.lower_95, forecast.upper_95, color="#9ecae1", alpha=0.5, linewidth=0, label="95 %")
     axes.fill_between(utc(forecast.hour_start), forecast.lower_80, forecast.upper_80, color="#4292c6", alpha=0.5, linewidth=0, label="80 %")
     axes.plot(utc(forecast.hour_start), forecast.yhat, color="#08519c", linewidth=1.4, label="forecast")
@@ -436,14 +430,5 @@ def plot(facility_id: str, history: pd.DataFrame, backtest: pd.DataFrame, foreca
     axes.legend(loc="upper left", fontsize=7, ncols=5, frameon=False)
     axes.margins(x=0)
     # Fixed margins: tight_layout would draw the figure twice to measure it.
-    figure.subplots_adjust(left=0.07, right=0.99, top=0.88, bottom=0.12)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    # A few dozen colours are all the plot has: as a palette PNG it is a quarter of the
-    # size, and every plot rides in the event log.
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB").quantize(colors=32)
-    palette = io.BytesIO()
-    image.save(palette, format="PNG", optimize=True)
-    return palette.getvalue()
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.88, bottom=0.12)
+    return palette_png(fig)

@@ -1,6 +1,5 @@
 """Load forecasts: `marts.fct_load_forecast` and its backtest, one Prophet model per facility."""
 
-import base64
 import os
 import statistics
 import time
@@ -22,6 +21,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.plots import markdown_image
 from resources.postgres import PostgresResource
 from resources.python_marts import as_json, column_schema, create_tables
 from resources.sql_files import statements
@@ -387,5 +387,5 @@ def _plots(forecast, limit: int) -> str:
         parts.append(f"The {limit} facilities with the highest backtest CV(RMSE) of {len(forecast)}; every forecast is in `marts.fct_load_forecast`.\n")
     for r in order:
         if r.plot_png:
-            parts.append(f"**{r.facility_id}**\n\n![{r.facility_id}](data:image/png;base64,{base64.b64encode(r.plot_png).decode()})\n")
+            parts.append(markdown_image(r.facility_id, r.plot_png))
     return "\n".join(parts)

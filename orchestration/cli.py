@@ -108,6 +108,61 @@ def prepare() -> None:
 
 
 @main.group()
+def simulate() -> None:
+    """Play the outside world against a running platform (the simulated utility)."""
+
+
+@simulate.command("dr-event")
+@click.option("--facilities", required=True, help="Comma-separated facility ids, e.g. FAC-0001,FAC-0002.")
+@click.option("--start", default="+30m", show_default=True,
+              help="Event start: ISO 8601 with a time zone, or +Nm / +Nh from now (rounded up to a quarter hour).")
+@click.option("--duration", default="60", show_default=True, help="Event length in minutes (or 2h).")
+@click.option("--reduction-pct", type=float, help="Reduction asked, % of each facility's baseline.")
+@click.option("--reduction-kw", type=float, help="Reduction asked across the facilities, kW (instead of a percentage).")
+@click.option("--event-id", help="Event id (default: SIM-<time>); the same id with other fields is a revision.")
+@click.option("--url", help="Receiver root (default: http://127.0.0.1:$WATTLINE_WEBHOOK_PORT).")
+def simulate_dr_event(facilities, start, duration, reduction_pct, reduction_kw, event_id, url) -> None:
+    """Send a correctly signed DR event webhook, as a utility would (WATTLINE_WEBHOOK_SECRET signs it)."""
+    from datetime import UTC, datetime, timedelta
+
+    from simulator.utility import DrCall, call_event, next_quarter_hour
+
+    settings = _settings()
+    if settings.webhook_secret is None:
+        raise click.ClickException("WATTLINE_WEBHOOK_SECRET is not set: the utility has nothing to sign with")
+    if (reduction_pct is None) == (reduction_kw is None):
+        raise click.ClickException("give exactly one of --reduction-pct and --reduction-kw")
+    now = datetime.now(UTC)
+    try:
+        if start.startswith("+"):
+            amount, unit = float(start[1:-1]), start[-1]
+            begins = next_quarter_hour(now, timedelta(minutes=amount) if unit == "m" else timedelta(hours=amount))
+        else:
+            begins = datetime.fromisoformat(start)
+            if begins.tzinfo is None:
+                raise ValueError("no time zone")
+        minutes = float(duration[:-1]) * 60 if duration.endswith("h") else float(duration)
+    except ValueError as exc:
+        raise click.ClickException(f"cannot read --start {start!r} / --duration {duration!r}: {exc}") from None
+    call = DrCall(
+        event_id=event_id or f"SIM-{now:%Y%m%dT%H%M%S}",
+        facility_ids=[f.strip() for f in facilities.split(",") if f.strip()],
+        start=begins,
+        end=begins + timedelta(minutes=minutes),
+        reduction_pct=reduction_pct,
+        reduction_kw=reduction_kw,
+    )
+    receiver = url or f"http://127.0.0.1:{settings.webhook_port}"
+    try:
+        answer = call_event(receiver, settings.webhook_secret.get_secret_value(), call)
+    except OSError as exc:
+        raise click.ClickException(f"the receiver at {receiver} did not answer ({exc}); is `wattline up` running?") from None
+    click.echo(f"{answer.status_code} {answer.text}")
+    if answer.status_code != 202:
+        sys.exit(1)
+
+
+@main.group()
 def db() -> None:
     """The PostgreSQL database in use."""
 

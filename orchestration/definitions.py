@@ -2,16 +2,18 @@
 
 from dagster import Definitions
 
-from assets import carbon, dbt_models, demand_response, forecasting, prices, registry, telemetry, weather
+from assets import carbon, dbt_models, demand_response, dr_dispatch, forecasting, prices, registry, telemetry, weather
 from assets.source_checks import SOURCE_CHECKS
 from orchestration import jobs
 from orchestration.automation import SOURCE_SCHEDULES
+from resources.bms import BmsResource
 from resources.carbon_api import CarbonApiResource
 from resources.dbt import dbt_cli
 from resources.postgres import PostgresResource
 from resources.price_api import PriceApiResource
 from resources.telemetry_api import TelemetryApiResource
 from resources.weather_api import WeatherApiResource
+from sensors.dr_lifecycle import dr_lifecycle_sensor
 from sensors.dr_sensor import dr_events_sensor
 
 defs = Definitions(
@@ -26,11 +28,14 @@ defs = Definitions(
         dbt_models.dbt_models,
         dbt_models.dbt_derived_models,
         forecasting.load_forecast,
+        demand_response.dr_events_inbox,
         demand_response.dr_baseline,
+        demand_response.dr_reduction_plan,
+        dr_dispatch.dr_dispatch,
     ],
     asset_checks=SOURCE_CHECKS,
     schedules=SOURCE_SCHEDULES,
-    sensors=[dr_events_sensor],
+    sensors=[dr_events_sensor, dr_lifecycle_sensor],
     jobs=[
         jobs.registry_job,
         jobs.telemetry_job,
@@ -39,6 +44,7 @@ defs = Definitions(
         jobs.unpartitioned_models_job,
         jobs.load_forecast_job,
         jobs.dr_plan_job,
+        jobs.dr_dispatch_job,
     ],
     resources={
         "postgres": PostgresResource(),
@@ -47,5 +53,6 @@ defs = Definitions(
         "price_api": PriceApiResource(),
         "carbon_api": CarbonApiResource(),
         "dbt": dbt_cli(),
+        "bms": BmsResource(),
     },
 )

@@ -97,6 +97,104 @@ def print_forecasts(forecasts) -> None:
         print(f"  {row.facility_id:<12} {row.interval_start:%Y-%m-%d %H:%M}   {interval:<26} {row.cv_rmse_pct:>8.1f}% {row.nmbe_pct:>6.1f}%")
 
 
+DEMO_EVENT_LEAD = timedelta(minutes=30)  # notice for every catalogue action but pre-cooling's 90 min
+DEMO_EVENT_FACILITIES = 3
+
+
+def webhook_secret(settings: WattlineSettings) -> tuple[str, bool]:
+    """The Standard Webhooks secret the demo's utility signs with and the receiver
+    checks: the configured one, or one made for this process (and the platform it serves,
+    which inherits the environment). Never stored: set WATTLINE_WEBHOOK_SECRET to keep one."""
+    import base64
+    import os
+    import secrets
+
+    if settings.webhook_secret is not None:
+        return settings.webhook_secret.get_secret_value(), False
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    os.environ["WATTLINE_WEBHOOK_SECRET"] = secret
+    get_settings.cache_clear()
+    return secret, True
+
+
+def call_demo_event(instance, warehouse_url: str, secret: str, facilities: int, now: datetime):
+    """What a utility and the platform do with a DR event, in this process: the signed
+    webhook to the receiver (served on loopback for the call), then the DR sensor's
+    evaluation and the plan run it requests, tagged as the daemon tags them so `wattline
+    up` does not plan it again. Returns (event id, version, start, end, ack ms, plan s)."""
+    import time
+
+    from dagster import build_sensor_context
+
+    from orchestration.runs import run_job
+    from resources.postgres import PostgresResource
+    from sensors.dr_sensor import dr_events_sensor
+    from sensors.webhook_app import ReceiverConfig, create_app
+    from simulator.server import BackgroundServer
+    from simulator.utility import DrCall, call_event, next_quarter_hour
+
+    start = next_quarter_hour(now, DEMO_EVENT_LEAD)
+    call = DrCall(
+        event_id=f"DEMO-{now:%Y%m%dT%H%M%S}",
+        facility_ids=[f"FAC-{i:04d}" for i in range(1, min(facilities, DEMO_EVENT_FACILITIES) + 1)],
+        start=start,
+        end=start + timedelta(hours=1),
+        reduction_pct=10,
+    )
+    receiver = BackgroundServer(create_app(ReceiverConfig(warehouse_url, webhook_secret=secret))).start()
+    try:
+        sent = time.monotonic()
+        answer = call_event(receiver.url, secret, call)
+        ack_ms = (time.monotonic() - sent) * 1000
+    finally:
+        receiver.stop()
+    if answer.status_code != 202:
+        raise RuntimeError(f"the receiver refused the demo event: {answer.status_code} {answer.text}")
+    with build_sensor_context(instance=instance, resources={"postgres": PostgresResource()}, sensor_name=dr_events_sensor.name) as context:
+        result = dr_events_sensor(context)
+    for request in getattr(result, "dynamic_partitions_requests", None) or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    requests = [r for r in getattr(result, "run_requests", None) or [] if r.tags.get("wattline/dr_event") == call.event_id]
+    if not requests:
+        raise RuntimeError(f"the DR sensor requested no plan for {call.event_id}")
+    for request in requests:
+        run = run_job(
+            "dr_plan_job", instance, partition_key=request.partition_key,
+            tags={**request.tags, "dagster/sensor_name": dr_events_sensor.name, "dagster/run_key": request.run_key},
+        )
+        if not run.success:
+            raise RuntimeError(f"the plan run {run.run_id[:8]} for {request.partition_key} failed")
+    plan_s = time.monotonic() - sent
+    version = requests[-1].partition_key.partition("@")[2]
+    return call.event_id, version, call.start, call.end, ack_ms, plan_s
+
+
+def print_dr_plan(engine: sa.Engine, event_id: str, version: str) -> None:
+    with engine.connect() as conn:
+        event = conn.execute(sa.text(
+            "select status, status_reason, target_kwh, planned_shed_kwh, shortfall_kwh, event_start, event_end "
+            "from ops.dr_events where event_id = :e and version = :v"
+        ), {"e": event_id, "v": version}).one()
+        rows = conn.execute(sa.text(
+            """
+            select facility_id, string_agg(distinct action_id, ', ') filter (where phase = 'event') as actions,
+                   sum(shed_kw) filter (where phase = 'event') * 0.25 as shed_kwh,
+                   min(interval_start) as first_interval
+            from marts.fct_dr_reduction_plan
+            where event_id = :e and version = :v
+            group by facility_id order by facility_id
+            """
+        ), {"e": event_id, "v": version}).all()
+    print(
+        f"DR event {event_id} ({event.event_start:%H:%M}–{event.event_end:%H:%M} UTC, 10 % of baseline): "
+        f"{event.status}, {event.planned_shed_kwh:.1f} of {event.target_kwh:.1f} kWh planned"
+        + (f" — {event.status_reason}" if event.status_reason else "")
+    )
+    print(f"  {'facility':<12} {'plan starts (UTC)':<18} {'kWh shed':>9}  actions")
+    for row in rows:
+        print(f"  {row.facility_id:<12} {row.first_interval:%Y-%m-%d %H:%M}  {row.shed_kwh or 0:>9.1f}  {row.actions or '–'}")
+
+
 def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings | None = None) -> int:
     from dagster import DagsterInstance
 
@@ -108,7 +206,7 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
     from simulator.server import SimulatorServer
 
     settings = settings or get_settings()
-    steps = Steps(total=8)
+    steps = Steps(total=9)
     with steps.step("Starting PostgreSQL and the Dagster instance"):
         runtime = bootstrap(settings)
         where = "embedded server" if runtime.warehouse.embedded else "WATTLINE_DATABASE_URL"
@@ -163,10 +261,17 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
                 f"{counts['forecast']} forecast, {counts['skipped']} skipped (too little history), "
                 f"{counts['failed']} failed (run {result.run_id[:8]})"
             )
+        with steps.step("Calling a demand-response event: signed webhook → inbox → DR sensor → plan run"), _run_output(log_path):
+            secret, generated = webhook_secret(settings)
+            event_id, version, _start, event_end, ack_ms, plan_s = call_demo_event(
+                instance, runtime.warehouse.sqlalchemy_url, secret, facilities, datetime.now(UTC)
+            )
+            steps.detail(f"{event_id}: acknowledged in {ack_ms:.0f} ms, planned {plan_s:.1f} s after the call")
+            if generated:
+                steps.detail("signed with a webhook secret made for this session (set WATTLINE_WEBHOOK_SECRET to keep one)")
         with steps.step("Summarising"):
             engine = sa.create_engine(runtime.warehouse.sqlalchemy_url)
             report = summary(engine, start, end)
-            engine.dispose()
 
         print()
         print(f"Readings loaded: {report['rows']:,}   Facilities: {len(report['latest'])}")
@@ -179,6 +284,14 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
             )
         print()
         print_forecasts(report["forecasts"])
+        print()
+        print_dr_plan(engine, event_id, version)
+        engine.dispose()
+        if serve:
+            print(
+                f"  While the platform serves: dispatch to the simulated BMS as the plan begins, then after "
+                f"{event_end:%H:%M} UTC its performance in marts.fct_dr_event_performance."
+            )
         print()
         # A configured URL may carry a password: point at the variable, never echo it.
         target = f"'{runtime.warehouse.url}'" if runtime.warehouse.embedded else '"$WATTLINE_DATABASE_URL"'

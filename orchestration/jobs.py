@@ -1,8 +1,10 @@
 """Jobs: named selections of the asset graph that operators and the CLI launch."""
 
-from dagster import AssetSelection, define_asset_job
+from dagster import AssetSelection, define_asset_job, in_process_executor
 
 from assets.dbt_models import dbt_derived_models, dbt_incremental_models, dbt_models
+from assets.demand_response import BASELINE, PLAN
+from assets.dr_dispatch import DISPATCHES
 from orchestration.partitions import dr_event_partitions
 
 registry_job = define_asset_job(
@@ -46,7 +48,18 @@ load_forecast_job = define_asset_job(
 
 dr_plan_job = define_asset_job(
     "dr_plan_job",
-    selection=AssetSelection.groups("demand_response"),
+    selection=AssetSelection.assets(BASELINE, PLAN),
     partitions_def=dr_event_partitions,
-    description="Baseline (and plan) one demand-response event version: one run per dynamic partition, requested by dr_events_sensor.",
+    # Seconds count between the webhook and the plan: one process for the run, not one
+    # more per step (each would import the code location again for a second's work).
+    executor_def=in_process_executor,
+    description="Baseline and plan one demand-response event version: one run per dynamic partition, requested by dr_events_sensor.",
+)
+
+dr_dispatch_job = define_asset_job(
+    "dr_dispatch_job",
+    selection=AssetSelection.assets(DISPATCHES),
+    partitions_def=dr_event_partitions,
+    executor_def=in_process_executor,
+    description="Send one planned demand-response event version's plan to the building-management system; requested by dr_lifecycle_sensor as the plan begins.",
 )

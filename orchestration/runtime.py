@@ -111,6 +111,11 @@ def write_dagster_yaml(dagster_home: Path, storage: Database) -> Path:
         "  config:\n"
         # Two cores: more concurrent runs only queue on the CPU and the database.
         "    max_concurrent_runs: 4\n"
+        # A DR plan run waits for the next dequeue: every second, not Dagster's 5 s, and
+        # runs dequeued together launch side by side rather than one after the other.
+        "    dequeue_interval_seconds: 1\n"
+        "    dequeue_use_threads: true\n"
+        "    dequeue_num_workers: 4\n"
         "run_monitoring:\n"
         "  enabled: true\n"
         "telemetry:\n"
@@ -144,10 +149,15 @@ def serve_unset_sources(settings: WattlineSettings, simulator_url: str) -> list[
     """Point every source variable the operator left unset at the simulator, in this
     process's environment (runs and the servers started later inherit it); returns the
     variables set. Configured sources stay as configured."""
-    from orchestration.settings import get_settings
+    from orchestration.settings import ENV_PREFIX, get_settings
+    from simulator.bms_api import DISPATCH_PATH
 
     names = settings.unset_sources
     for name in names:
         os.environ[name] = simulator_url
+    if settings.bms_url is None:
+        # The simulated buildings take the DR dispatches, so their telemetry shows the plan.
+        os.environ[f"{ENV_PREFIX}BMS_URL"] = f"{simulator_url.rstrip('/')}{DISPATCH_PATH}"
+        names.append(f"{ENV_PREFIX}BMS_URL")
     get_settings.cache_clear()
     return names

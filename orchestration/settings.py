@@ -131,6 +131,14 @@ class WattlineSettings(BaseSettings):
         description="Bearer token the OpenADR 3 VTN presents; unset = the OpenADR endpoint refuses every request (503).",
     )
 
+    bms_url: str | None = Field(
+        default=None,
+        description=(
+            "Building-management endpoint DR plans are dispatched to (JSON POST, one per facility); "
+            "unset = the simulator's under `wattline up` when it serves the sources, else plans are not dispatched."
+        ),
+    )
+
     history_start: date = Field(
         default=date(2025, 1, 1), description="First day of the telemetry partitions."
     )
@@ -164,7 +172,7 @@ class WattlineSettings(BaseSettings):
     def _empty_secret(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("telemetry_api_url", "weather_api_url", "price_api_url", "carbon_api_url")
+    @field_validator("telemetry_api_url", "weather_api_url", "price_api_url", "carbon_api_url", "bms_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return _check_http_url(value)

@@ -32,3 +32,57 @@ from ops.dr_events
 where inbox_id > %(cursor)s
 order by inbox_id
 limit %(batch)s;
+
+-- name: due_dispatches
+-- Planned events whose plan (pre-cooling included) begins within the lead time, and has
+-- not ended: only each event's latest version counts.
+with latest as (
+    select distinct on (event_id) event_id, version, status, event_start, event_end
+    from ops.dr_events
+    order by event_id, inbox_id desc
+)
+select latest.event_id, latest.version
+from latest
+left join marts.fct_dr_reduction_plan as plan
+    on plan.event_id = latest.event_id and plan.version = latest.version and plan.action_id is not null
+where latest.status = 'planned' and latest.event_end > %(now)s
+group by latest.event_id, latest.version, latest.event_start
+having coalesce(min(plan.interval_start), latest.event_start) <= %(now)s + %(lead)s
+order by 1, 2;
+
+-- name: fail_missed
+-- An event that ended before it was planned or dispatched has failed.
+with latest as (
+    select distinct on (event_id) event_id, version, status, event_end
+    from ops.dr_events
+    order by event_id, inbox_id desc
+)
+update ops.dr_events as event
+set status = 'failed',
+    status_reason = 'the event ended before its plan was ' || case when latest.status = 'received' then 'made' else 'dispatched' end,
+    updated_at = now()
+from latest
+where event.event_id = latest.event_id and event.version = latest.version
+  and latest.status in ('received', 'planned')
+  and latest.event_end <= %(now)s
+returning event.event_id, event.version;
+
+-- name: active_events
+select event_id, version, event_start, event_end
+from ops.dr_events
+where status = 'active'
+order by inbox_id;
+
+-- name: performance_exists
+select to_regclass('marts.fct_dr_event_performance') is not null;
+
+-- name: event_performance
+select facility_id, status, reduction_kwh, target_kwh
+from marts.fct_dr_event_performance
+where event_id = %(event_id)s and version = %(version)s
+order by facility_id;
+
+-- name: close_event
+update ops.dr_events
+set status = %(status)s, status_reason = %(reason)s, updated_at = now()
+where event_id = %(event_id)s and version = %(version)s and status = 'active';

@@ -39,9 +39,10 @@ class BodyBrokenError(SourceError):
         self.url = url
 
 
-def retry_policy(retries: int, backoff_factor: float) -> Retry:
-    """The one retry policy of every source request: exponential backoff with jitter,
-    Retry-After honoured, transient statuses and connect/read errors retried."""
+def retry_policy(retries: int, backoff_factor: float, methods: frozenset[str] = frozenset({"GET", "HEAD"})) -> Retry:
+    """The one retry policy of every outbound request: exponential backoff with jitter,
+    Retry-After honoured, transient statuses and connect/read errors retried (only for
+    `methods`: a POST only where it is idempotent)."""
     return Retry(
         total=retries,
         connect=retries,
@@ -51,7 +52,7 @@ def retry_policy(retries: int, backoff_factor: float) -> Retry:
         backoff_jitter=backoff_factor / 2,
         backoff_max=60,
         status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET", "HEAD"}),
+        allowed_methods=methods,
         respect_retry_after_header=True,
         raise_on_status=False,
     )

@@ -34,6 +34,8 @@ def ensure_warehouse_schema(database: Database) -> None:
             cur.execute("select pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
             # No parameters: the DDL's own % signs (format() patterns) stay literal.
             cur.execute(ddl)
+            # The DR marts the Python assets write are dbt sources too: they exist from the start.
+            cur.execute(statements("dr_tables.sql")["create_tables"])
     finally:
         engine.dispose()
 

@@ -183,10 +183,35 @@ create table if not exists ops.dr_events (
     check (event_end > event_start)
 );
 
+-- Added with the reduction plan: what the plan answers, and when.
+alter table ops.dr_events
+    add column if not exists target_kwh double precision,
+    add column if not exists planned_shed_kwh double precision,
+    add column if not exists shortfall_kwh double precision,
+    add column if not exists planned_at timestamptz;
+
 comment on table ops.dr_events is
     'Demand-response events as the utility sent them, one row per event id and version (a '
     'redelivery adds nothing; a revision is a new version), with their lifecycle: received, '
     'planned, active, completed or failed (or cancelled).';
+
+create table if not exists ops.dr_dispatches (
+    dispatch_id    text         not null,
+    event_id       text         not null,
+    version        text         not null,
+    facility_id    text         not null,
+    bms_url        text,
+    commands       integer      not null,
+    shed_kwh       double precision not null,
+    status         text         not null check (status in ('accepted', 'failed', 'not_configured')),
+    answer         text,
+    attempted_at   timestamptz  not null default now(),
+    primary key (dispatch_id, attempted_at)
+);
+
+comment on table ops.dr_dispatches is
+    'Every attempt to send a facility''s DR plan to its building-management system: accepted, '
+    'failed (with the error) or not_configured (no BMS: the operator carries the plan out).';
 
 -- raw.valid_input(value, type): can `value` be cast to `type`? Used only on the slow
 -- path for malformed deliveries. PostgreSQL 16+ answers natively and fast; older

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from simulator.bms_api import CommandBook
 from simulator.config import SimulatorConfig
 from simulator.fleet import Fleet
 from simulator.modes import MODES, ModeBook, ModeWindow
@@ -17,7 +18,7 @@ from simulator.readings import ReadingGenerator
 MAX_READINGS_DAYS = 31
 
 
-def routes(config: SimulatorConfig, fleet: Fleet, book: ModeBook) -> list[Route]:
+def routes(config: SimulatorConfig, fleet: Fleet, book: ModeBook, commands: CommandBook | None = None) -> list[Route]:
     generator = ReadingGenerator(fleet, config.interval_s, config.bad_row_rate)
     facility_ids = {f.facility_id for f in fleet.facilities}
 
@@ -48,8 +49,8 @@ def routes(config: SimulatorConfig, fleet: Fleet, book: ModeBook) -> list[Route]
             if unknown:
                 raise BadRequest(f"unknown facility_id: {', '.join(unknown)}")
             mask = np.array([m.facility_id in wanted for m in fleet.meters])
-        # The clock and the modes are read once: one response, one consistent state.
-        now, windows = config.current_time(), book.snapshot()
+        # The clock, the modes and the BMS commands are read once: one response, one consistent state.
+        now, windows = config.current_time(), book.snapshot() + (commands.shifts() if commands else [])
         if output == "csv":
             return StreamingResponse(generator.csv(start, end, now, windows, mask), media_type="text/csv; charset=utf-8")
         return StreamingResponse(generator.ndjson(start, end, now, windows, mask), media_type="application/x-ndjson")

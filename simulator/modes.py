@@ -29,6 +29,19 @@ class ModeWindow:
             raise ValueError("mode window end must be after its start")
 
 
+@dataclass(frozen=True)
+class LoadShift:
+    """A building-management command in effect: `kw` off the facility's `end_use` load
+    over [start, end) (negative: added, as pre-cooling or a rebound). `end_use` battery
+    discharges the on-site battery instead, lowering grid import, never below zero."""
+
+    facility_id: str
+    end_use: str
+    start: datetime
+    end: datetime
+    kw: float
+
+
 class ModeBook:
     """The windows set so far, safe to read and extend from several request threads."""
 

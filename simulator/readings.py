@@ -2,7 +2,8 @@
 
 A reading's values depend only on (seed, meter, timestamp), so any window, however it
 is chunked, reproduces the same rows. Readings exist only for intervals that have
-ended by the simulator's clock; outage windows have none; a configurable share of
+ended by the simulator's clock; outage windows have none; building-management commands
+(DR dispatches) take their kW off the end use they name; a configurable share of
 rows is corrupted the ways real head-ends corrupt them.
 
 Per facility and timestamp the model computes each end use's demand (occupancy in
@@ -21,8 +22,16 @@ import pandas as pd
 
 from simulator import csvformat, weather
 from simulator.fleet import ARCHETYPES, CITIES, Fleet
-from simulator.loadshapes import END_USES, POWER_FACTOR, SOURCE_POWER_FACTOR, SUPPLIES, dispatch, end_use_loads, supply_potential
-from simulator.modes import PEAK_FACTOR, ModeWindow
+from simulator.loadshapes import (
+    END_USES,
+    POWER_FACTOR,
+    SOURCE_POWER_FACTOR,
+    SUPPLIES,
+    dispatch,
+    end_use_loads,
+    supply_potential,
+)
+from simulator.modes import PEAK_FACTOR, LoadShift, ModeWindow
 from simulator.noise import grid_hash, hash64, triangular, uniform
 
 __all__ = ["BAD_KINDS", "COLUMNS", "ModeWindow", "ReadingGenerator", "generate"]
@@ -116,13 +125,15 @@ class ReadingGenerator:
         last = min(int(end.timestamp()), int(now.timestamp()) - step + 1)
         return np.arange(first, max(first, last), step, dtype=np.int64)
 
-    def _modes(self, t_s: np.ndarray, modes: list[ModeWindow], facilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _modes(self, t_s: np.ndarray, modes: list[ModeWindow | LoadShift], facilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per (timestamp, facility): the load factor and whether the meters report."""
         shape = (t_s.size, facilities.size)
         factor = np.ones(shape)
         present = np.ones(shape, dtype=bool)
         position = {int(f): i for i, f in enumerate(facilities)}
         for window in modes:  # in the order set: the last one wins
+            if not isinstance(window, ModeWindow):
+                continue
             column = position.get(self.facility_column.get(window.facility_id, -1))
             if column is None:
                 continue
@@ -130,6 +141,22 @@ class ReadingGenerator:
             factor[rows, column] = PEAK_FACTOR if window.mode == "peak" else 1.0
             present[rows, column] = window.mode != "outage"
         return factor, present
+
+    def _shifts(self, t_s: np.ndarray, modes: list, facilities: np.ndarray) -> np.ndarray | None:
+        """kW off each (timestamp, facility, component) by building-management commands
+        (LoadShift entries among the windows); None when there are none."""
+        shifts = [w for w in modes if isinstance(w, LoadShift)]
+        if not shifts:
+            return None
+        position = {int(f): i for i, f in enumerate(facilities)}
+        off = np.zeros((t_s.size, facilities.size, len(_COMPONENTS)))
+        for shift in shifts:
+            column = position.get(self.facility_column.get(shift.facility_id, -1))
+            if column is None or shift.end_use not in _COMPONENTS:
+                continue
+            rows = (t_s >= shift.start.timestamp()) & (t_s < shift.end.timestamp())
+            off[rows, column, _COMPONENTS.index(shift.end_use)] += shift.kw
+        return off
 
     def _local_time(self, t_s: np.ndarray, facilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Local hour (fractional) and weekday (Monday = 0) per (timestamp, facility)."""
@@ -143,7 +170,7 @@ class ReadingGenerator:
             weekday[:, columns] = ((local // 86400 + 3) % 7)[:, None]  # 1 January 1970 was a Thursday
         return hour, weekday
 
-    def facility_components(self, t_s: np.ndarray, modes: list[ModeWindow], facilities: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def facility_components(self, t_s: np.ndarray, modes: list[ModeWindow | LoadShift], facilities: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """kW per (timestamp, facility, component) before meter noise, and whether each
         facility reports, for the given facility indices (default all). Components are
         END_USES (their grid-supplied share) then SUPPLIES (consumed on site)."""
@@ -158,6 +185,7 @@ class ReadingGenerator:
             by_city[2, :, c] = weather.wind_speed_kmh(seed, int(c), t_s)
         temperature, daylight, wind = (by_city[i][:, city_of] for i in range(3))
         factor, present = self._modes(t_s, modes, facilities)
+        shifts = self._shifts(t_s, modes, facilities)
 
         components = np.zeros((t_s.size, facilities.size, len(_COMPONENTS)))
         archetype_of = self.archetype_of[facilities]
@@ -167,18 +195,27 @@ class ReadingGenerator:
             h, dl = hour[:, columns], daylight[:, columns]
             loads = end_use_loads(archetype, h, weekday[:, columns], temperature[:, columns], dl)
             loads = {use: loads[use] * factor[:, columns] for use in kind.end_uses}
+            peak = self.peak_kw[facilities[columns]]
+            if shifts is not None:
+                for use in kind.end_uses:
+                    off = shifts[:, columns, _COMPONENTS.index(use)] / peak
+                    # A command never takes an end use below nothing (a tiny floor keeps the pro-rata split defined).
+                    loads[use] = np.maximum(loads[use] - off, 1e-9)
             total = sum(loads.values())
             potentials = {s: supply_potential(archetype, s, h, dl, wind[:, columns]) for s in kind.supplies}
             used, from_grid = dispatch(total, potentials)
+            if shifts is not None and "battery" in kind.supplies:
+                extra = np.clip(shifts[:, columns, _COMPONENTS.index("battery")] / peak, 0.0, from_grid)
+                used["battery"] = used["battery"] + extra
+                from_grid = from_grid - extra
             grid_share = from_grid / total
-            peak = self.peak_kw[facilities[columns]]
             for use, load in loads.items():
                 components[:, columns, _COMPONENTS.index(use)] = load * grid_share * peak
             for supply, value in used.items():
                 components[:, columns, _COMPONENTS.index(supply)] = value * peak
         return components, present
 
-    def values(self, t_s: np.ndarray, modes: list[ModeWindow], meters: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def values(self, t_s: np.ndarray, modes: list[ModeWindow | LoadShift], meters: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Every reading's fields as (timestamps, meters) arrays, plus a `present` mask.
 
         meters: indices of the meters wanted (default all); a meter's values do not
@@ -220,7 +257,7 @@ class ReadingGenerator:
         kind = ((cell >> np.uint64(32)) % np.uint64(len(BAD_KINDS))).astype(np.int64)
         return np.where(bad, kind, -1)
 
-    def csv_chunk(self, t_s: np.ndarray, modes: list[ModeWindow], meters: np.ndarray | None = None) -> bytes:
+    def csv_chunk(self, t_s: np.ndarray, modes: list[ModeWindow | LoadShift], meters: np.ndarray | None = None) -> bytes:
         """The CSV lines (no header) of these timestamps × meters."""
         sel = np.arange(len(self.fleet.meters)) if meters is None else np.asarray(meters)
         k, m = t_s.size, sel.size
@@ -264,7 +301,7 @@ class ReadingGenerator:
         for i in range(0, t_all.size, per_chunk):
             yield t_all[i : i + per_chunk]
 
-    def csv(self, start: datetime, end: datetime, now: datetime, modes: list[ModeWindow], meter_mask: np.ndarray | None = None) -> Iterator[bytes]:
+    def csv(self, start: datetime, end: datetime, now: datetime, modes: list[ModeWindow | LoadShift], meter_mask: np.ndarray | None = None) -> Iterator[bytes]:
         """The window as CSV (header first), in chunks of about ROWS_PER_CHUNK rows;
         meter_mask (bool per fleet meter) restricts the meters."""
         meters = None if meter_mask is None else np.flatnonzero(meter_mask)
@@ -276,7 +313,7 @@ class ReadingGenerator:
             if chunk:
                 yield chunk
 
-    def ndjson(self, start: datetime, end: datetime, now: datetime, modes: list[ModeWindow], meter_mask: np.ndarray | None = None) -> Iterator[bytes]:
+    def ndjson(self, start: datetime, end: datetime, now: datetime, modes: list[ModeWindow | LoadShift], meter_mask: np.ndarray | None = None) -> Iterator[bytes]:
         """The same readings as newline-delimited JSON objects (NaN as null)."""
         chunks = self.csv(start, end, now, modes, meter_mask)
         header = next(chunks)
@@ -284,7 +321,7 @@ class ReadingGenerator:
             frame = pd.read_csv(io.BytesIO(header + chunk), dtype={"ts": str, "meter_id": str, "facility_id": str, "energy_source": str})
             yield frame.to_json(orient="records", lines=True).encode()
 
-    def frame(self, start: datetime, end: datetime, now: datetime, modes: list[ModeWindow] | None = None, meter_mask: np.ndarray | None = None) -> pd.DataFrame:
+    def frame(self, start: datetime, end: datetime, now: datetime, modes: list[ModeWindow | LoadShift] | None = None, meter_mask: np.ndarray | None = None) -> pd.DataFrame:
         """The window as a DataFrame, parsed from the very CSV the API serves (ts as
         UTC timestamps). For tests and notebooks: the CSV path is the fast one."""
         body = b"".join(self.csv(start, end, now, modes or [], meter_mask))

@@ -3,7 +3,8 @@
 Routes mimic the real services' formats: a meter head-end (`/v1/facilities`,
 `/v1/meters`, `/v1/readings`, `/v1/sim/modes`), Open-Meteo (`/v1/forecast`,
 `/v1/archive`), ComEd's price feed (`/api`) plus generic day-ahead prices
-(`/v1/prices/day-ahead`), and Electricity Maps (`/v3/carbon-intensity/...`). Faults
+(`/v1/prices/day-ahead`), Electricity Maps (`/v3/carbon-intensity/...`), and the
+facilities' building-management system (`/v1/bms/dispatches`, DR commands). Faults
 (errors, rate limits, slow, cut or malformed bodies) can be injected into any of them
 through `/v1/sim/faults`.
 """
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from simulator import carbon_api, faults, headend_api, prices_api, weather_api
+from simulator import bms_api, carbon_api, faults, headend_api, prices_api, weather_api
 from simulator.config import SimulatorConfig
 from simulator.fleet import build_fleet
 from simulator.modes import ModeBook
@@ -31,10 +32,12 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def create_app(config: SimulatorConfig) -> Starlette:
-    """The simulator as an ASGI app. `app.state.fleet`, `app.state.modes` (a ModeBook)
-    and `app.state.faults` (a FaultBook) expose the world it serves, for in-process callers."""
+    """The simulator as an ASGI app. `app.state.fleet`, `app.state.modes` (a ModeBook),
+    `app.state.faults` (a FaultBook) and `app.state.commands` (the BMS's CommandBook)
+    expose the world it serves, for in-process callers."""
     fleet = build_fleet(config.seed, config.facilities, config.interval_s)
     book = ModeBook(config.modes)
+    commands = bms_api.CommandBook()
     fault_book = faults.FaultBook(config.faults)
 
     async def healthz(request: Request):
@@ -46,7 +49,8 @@ def create_app(config: SimulatorConfig) -> Starlette:
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
-            *headend_api.routes(config, fleet, book),
+            *headend_api.routes(config, fleet, book, commands),
+            *bms_api.routes(fleet, commands),
             *weather_api.routes(config),
             *prices_api.routes(config),
             *carbon_api.routes(config),
@@ -58,6 +62,7 @@ def create_app(config: SimulatorConfig) -> Starlette:
     app.state.fleet = fleet
     app.state.modes = book
     app.state.faults = fault_book
+    app.state.commands = commands
     return app
 
 

@@ -112,6 +112,37 @@ def undocumented_columns(engine: sa.Engine, table: str) -> list[str]:
         ), {"t": table}).scalars().all()
 
 
+def add_dr_event(
+    engine: sa.Engine, event_id: str, version: str, facilities: list[str], start: datetime, end: datetime, *,
+    pct: float | None = 20, kw: float | None = None, status: str = "received", received_at: datetime | None = None,
+) -> int:
+    """An event in the DR inbox as the receiver stores it (received 3 h before its start
+    unless told: the notice every catalogue action needs); returns its inbox id."""
+    with engine.begin() as conn:
+        return conn.execute(sa.text(
+            "insert into ops.dr_events (event_id, version, source, facility_ids, event_start, event_end, "
+            "target_reduction_pct, target_reduction_kw, payload, status, received_at) "
+            "values (:e, :v, 'utility', :f, :s, :end, :pct, :kw, '{}'::jsonb, :status, :received) returning inbox_id"
+        ), {
+            "e": event_id, "v": version, "f": facilities, "s": start, "end": end, "pct": pct, "kw": kw,
+            "status": status, "received": received_at or start - timedelta(hours=3),
+        }).scalar_one()
+
+
+def dr_run(database: Database, assets: list, key: str, raise_on_error: bool = True, **resources):
+    """Materialise DR assets for one event partition, as dr_plan_job's run would."""
+    from dagster import DagsterInstance, materialize
+
+    from resources.postgres import PostgresResource
+
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("dr_events", [key])
+    return materialize(
+        assets, partition_key=key, instance=instance, raise_on_error=raise_on_error,
+        resources={"postgres": PostgresResource(url=database.url), **resources},
+    )
+
+
 def failure_text(result) -> str:
     """The step failure as the UI shows it: the error and its causes."""
     error = result.get_step_failure_events()[0].step_failure_data.error
@@ -137,6 +168,13 @@ FLEET_START = datetime(2026, 3, 18, tzinfo=UTC)
 FLEET_END = FLEET_START + timedelta(days=16)
 
 
+def fleet_simulator_config():
+    """The simulated world behind `simulated_fleet` (its clock four days past the data)."""
+    from simulator.config import SimulatorConfig
+
+    return SimulatorConfig(seed=FLEET_SEED, facilities=FLEET_FACILITIES, interval_s=900, now=lambda: FLEET_END + timedelta(days=4))
+
+
 @pytest.fixture(scope="session")
 def simulated_fleet(pg_server, warehouse, dbt_manifest):
     """16 days of two simulated facilities (an office in Berlin, a data centre in New
@@ -152,12 +190,11 @@ def simulated_fleet(pg_server, warehouse, dbt_manifest):
     from orchestration.runs import hourly_range_tags
     from resources.dbt import dbt_cli
     from resources.postgres import ensure_warehouse_schema
-    from simulator.config import SimulatorConfig
     from simulator.server import SimulatorServer
 
     database = create_database(pg_server, "wattline_fleet")
     ensure_warehouse_schema(database)
-    config = SimulatorConfig(seed=FLEET_SEED, facilities=FLEET_FACILITIES, interval_s=900, now=lambda: FLEET_END + timedelta(days=4))
+    config = fleet_simulator_config()
     engine = sa.create_engine(database.sqlalchemy_url)
     try:
         with SimulatorServer(config) as server:

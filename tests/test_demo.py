@@ -79,11 +79,25 @@ def test_demo_on_the_embedded_server(tmp_path):
 
         assert_marts_cover_the_last_day(Database(url=url).with_name("wattline"), facilities=2)
         assert_feeds_cover_the_window(Database(url=url).with_name("wattline"))
-        for step in ("[1/8]", "[8/8]"):
+        for step in ("[1/9]", "[9/9]"):
             assert step in out.stdout
         # A day of history is too little to forecast: the demo says so for each facility.
         assert "0 forecast, 2 skipped (too little history), 0 failed" in out.stdout
         assert out.stdout.count("the model needs 14") == 2
+        # The signed DR call went through the receiver and the sensor to a plan run.
+        engine = sa.create_engine(Database(url=url).with_name("wattline").sqlalchemy_url)
+        with engine.connect() as conn:
+            event_id, status, reason = conn.execute(sa.text("select event_id, status, status_reason from ops.dr_events")).one()
+            baselines = conn.scalar(sa.text("select count(*) from marts.fct_dr_baseline"))
+            planned = conn.scalar(sa.text("select count(*) from marts.fct_dr_reduction_plan"))
+        engine.dispose()
+        assert status == "planned" and f"DR event {event_id} (" in out.stdout
+        if baselines == 0:
+            # Yesterday was another day type (a weekend before a Monday): no CBL day, no
+            # forecast from one day of history, nothing to plan from; and it says so.
+            assert reason.startswith("no baseline for FAC-0001, FAC-0002"), reason
+        else:
+            assert planned >= baselines
     finally:
         embedded_postgres.stop(home)
 

@@ -13,18 +13,7 @@ from assets.demand_response import dr_baseline
 from assets.forecasting import load_forecast
 from resources.postgres import PostgresResource
 from sensors.dr_sensor import dr_events_sensor
-from tests.conftest import FLEET_END, undocumented_columns
-
-INSERT = sa.text(
-    "insert into ops.dr_events (event_id, version, source, facility_ids, event_start, event_end, "
-    "target_reduction_pct, payload, status) values (:e, :v, 'utility', :f, :s, :end, 20, '{}'::jsonb, :status) "
-    "returning inbox_id"
-)
-
-
-def add_event(engine, event_id, version, facilities, start, end, status="received") -> int:
-    with engine.begin() as conn:
-        return conn.execute(INSERT, {"e": event_id, "v": version, "f": facilities, "s": start, "end": end, "status": status}).scalar_one()
+from tests.conftest import FLEET_END, add_dr_event, dr_run, undocumented_columns
 
 
 def evaluate(database, cursor):
@@ -37,8 +26,8 @@ def test_each_new_event_version_is_one_partition_and_one_run_request(warehouse, 
     with engine.connect() as conn:
         cursor = str(conn.scalar(sa.text("select coalesce(max(inbox_id), 0) from ops.dr_events")))
     start = FLEET_END - timedelta(hours=3)
-    first = add_event(engine, "SENS-1", "v1", ["F-A"], start, start + timedelta(hours=1))
-    add_event(engine, "SENS-2", "v1", ["F-A", "F-B"], start, start + timedelta(hours=2))
+    first = add_dr_event(engine, "SENS-1", "v1", ["F-A"], start, start + timedelta(hours=1))
+    add_dr_event(engine, "SENS-2", "v1", ["F-A", "F-B"], start, start + timedelta(hours=2))
 
     result = evaluate(warehouse, cursor)
     assert [r.run_key for r in result.run_requests] == ["SENS-1@v1", "SENS-2@v1"]
@@ -51,8 +40,8 @@ def test_each_new_event_version_is_one_partition_and_one_run_request(warehouse, 
     # Nothing new: nothing requested. A revision is a new version and plans again; a
     # cancellation gets its partition but no run.
     assert isinstance(evaluate(warehouse, result.cursor), SkipReason)
-    add_event(engine, "SENS-1", "v2", ["F-A"], start, start + timedelta(hours=2))
-    add_event(engine, "SENS-2", "deleted:v1", ["F-A", "F-B"], start, start + timedelta(hours=2), status="cancelled")
+    add_dr_event(engine, "SENS-1", "v2", ["F-A"], start, start + timedelta(hours=2))
+    add_dr_event(engine, "SENS-2", "deleted:v1", ["F-A", "F-B"], start, start + timedelta(hours=2), status="cancelled")
     later = evaluate(warehouse, result.cursor)
     assert [r.run_key for r in later.run_requests] == ["SENS-1@v2"]
     assert list(later.dynamic_partitions_requests[0].partition_keys) == ["SENS-1@v2", "SENS-2@deleted:v1"]
@@ -72,16 +61,14 @@ def baseline_rows(engine, key):
 
 
 def run_baseline(database, key):
-    instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("dr_events", [key])
-    return materialize([dr_baseline], partition_key=key, instance=instance, resources={"postgres": PostgresResource(url=database.url)})
+    return dr_run(database, [dr_baseline], key)
 
 
 def sql_cbl(engine, facility_id, timezone, days, slot):
-    """The same-wall-clock average over the given local days, computed in SQL."""
+    """The same-wall-clock average of grid import over the given local days, computed in SQL."""
     with engine.connect() as conn:
         return conn.scalar(sa.text(
-            "select avg(avg_kw) from marts.fct_load_15min where facility_id = :f "
+            "select avg(grid_avg_kw) from marts.fct_load_15min where facility_id = :f "
             "and (interval_start at time zone :tz)::date = any(cast(:days as date[])) "
             "and (interval_start at time zone :tz)::time = (cast(:slot as timestamptz) at time zone :tz)::time"
         ), {"f": facility_id, "tz": timezone, "days": days, "slot": slot})
@@ -89,7 +76,7 @@ def sql_cbl(engine, facility_id, timezone, days, slot):
 
 def test_the_baseline_of_an_event_from_the_cbl_then_the_forecast(simulated_fleet):
     database, engine = simulated_fleet
-    add_event(engine, "BASE-1", "v1", ["FAC-0001", "FAC-0002"], EVENT_START, EVENT_END)
+    add_dr_event(engine, "BASE-1", "v1", ["FAC-0001", "FAC-0002"], EVENT_START, EVENT_END)
     result = run_baseline(database, "BASE-1@v1")
     assert result.success
     rows = baseline_rows(engine, "BASE-1@v1")
@@ -133,14 +120,19 @@ def test_the_baseline_of_an_event_from_the_cbl_then_the_forecast(simulated_fleet
     for row in again:
         hour = row["interval_start"].replace(minute=0)
         assert row["baseline_source"] == "forecast" and row["forecast_kw"] == forecast[(row["facility_id"], hour)]
-        assert row["baseline_kw"] == row["forecast_kw"] and row["cbl_kw"] is not None
+        # The forecast is of consumption; the baseline is grid import: less the on-site supply.
+        assert row["baseline_kw"] == pytest.approx(max(0.0, row["forecast_kw"] - row["onsite_kw"]), abs=1e-4)
+        assert row["cbl_kw"] is not None
+    # The data centre's wind turbine supplies some of it; the office has no on-site supply.
+    assert any(r["onsite_kw"] > 0 for r in again if r["facility_id"] == "FAC-0002")
+    assert {r["onsite_kw"] for r in again if r["facility_id"] == "FAC-0001"} == {0.0}
 
 
 def test_an_earlier_event_day_is_not_a_cbl_day(simulated_fleet):
     database, engine = simulated_fleet
     # FAC-0001 had an event on Wednesday 1 April: its CBL reaches back to 18 March instead.
-    add_event(engine, "EARLIER", "v1", ["FAC-0001"], EVENT_START - timedelta(days=1), EVENT_END - timedelta(days=1))
-    add_event(engine, "BASE-2", "v1", ["FAC-0001"], EVENT_START, EVENT_END)
+    add_dr_event(engine, "EARLIER", "v1", ["FAC-0001"], EVENT_START - timedelta(days=1), EVENT_END - timedelta(days=1))
+    add_dr_event(engine, "BASE-2", "v1", ["FAC-0001"], EVENT_START, EVENT_END)
     assert run_baseline(database, "BASE-2@v1").success
     rows = baseline_rows(engine, "BASE-2@v1")
     days = ["2026-03-18", "2026-03-19", "2026-03-20", "2026-03-23", "2026-03-24",
@@ -148,3 +140,47 @@ def test_an_earlier_event_day_is_not_a_cbl_day(simulated_fleet):
     expected = sql_cbl(engine, "FAC-0001", "Europe/Berlin", days, rows[0]["interval_start"].isoformat())
     assert rows[0]["cbl_kw"] == pytest.approx(expected, rel=1e-6)
     assert rows[0]["cbl_days"] == 10
+
+
+def test_a_redelivered_webhook_plans_once_and_a_revision_plans_again(simulated_fleet):
+    """The whole intake on loopback: signed webhook → receiver → inbox → sensor → one
+    plan run per event version."""
+    import base64
+    import secrets
+
+    from assets.demand_response import dr_reduction_plan
+    from sensors.webhook_app import ReceiverConfig, create_app
+    from simulator.server import BackgroundServer
+    from simulator.utility import DrCall, call_event
+
+    database, engine = simulated_fleet
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    with engine.connect() as conn:
+        cursor = str(conn.scalar(sa.text("select coalesce(max(inbox_id), 0) from ops.dr_events")))
+    receiver = BackgroundServer(create_app(ReceiverConfig(database.sqlalchemy_url, webhook_secret=secret))).start()
+    try:
+        first = DrCall("REDELIVER-1", ["FAC-0001", "FAC-0002"], EVENT_START, EVENT_END, reduction_pct=10)
+        assert [call_event(receiver.url, secret, first).status_code for _ in range(3)] == [202, 202, 202]
+        requests = evaluate(database, cursor).run_requests
+        assert len(requests) == 1
+        for request in requests:
+            assert dr_run(database, [dr_baseline, dr_reduction_plan], request.partition_key).success
+        revised = DrCall("REDELIVER-1", ["FAC-0001", "FAC-0002"], EVENT_START, EVENT_END + timedelta(minutes=30), reduction_pct=10)
+        assert call_event(receiver.url, secret, revised).status_code == 202
+        with engine.connect() as conn:
+            cursor = str(conn.scalar(sa.text("select max(inbox_id) - 1 from ops.dr_events")))
+        later = evaluate(database, cursor).run_requests
+        assert len(later) == 1 and later[0].run_key != requests[0].run_key
+        assert dr_run(database, [dr_baseline, dr_reduction_plan], later[0].partition_key).success
+    finally:
+        receiver.stop()
+    with engine.connect() as conn:
+        versions = conn.execute(sa.text(
+            "select e.version, e.status, e.event_end, count(distinct p.interval_start) filter (where p.phase = 'event') "
+            "from ops.dr_events e left join marts.fct_dr_reduction_plan p using (event_id, version) "
+            "where e.event_id = 'REDELIVER-1' group by e.inbox_id, e.version, e.status, e.event_end order by e.inbox_id"
+        )).all()
+    # Two versions, each planned once over its own window (8 and 10 quarter hours).
+    assert [(status, end, intervals) for _, status, end, intervals in versions] == [
+        ("planned", EVENT_END, 8), ("planned", EVENT_END + timedelta(minutes=30), 10),
+    ]

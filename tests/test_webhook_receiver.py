@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
@@ -223,3 +224,28 @@ def test_health_and_a_receiver_without_a_secret(warehouse, receiver):
     for url in serve(ReceiverConfig(warehouse.sqlalchemy_url, webhook_secret=None)):
         response = send(url, event())
         assert response.status_code == 503 and "WATTLINE_WEBHOOK_SECRET is not set" in response.json()["error"]
+
+
+def test_the_simulated_utility_cli_sends_a_signed_event(receiver, engine):
+    """`wattline simulate dr-event` as an operator runs it against a running receiver."""
+    import os
+    import subprocess
+    import sys
+
+    event_id = f"CLI-{uuid.uuid4().hex[:8]}"
+    command = [
+        sys.executable, "-m", "orchestration.cli", "simulate", "dr-event", "--facilities", "DR-F1,DR-F2",
+        "--start", "+2h", "--duration", "90", "--reduction-pct", "12.5", "--event-id", event_id, "--url", receiver,
+    ]
+    env = {**os.environ, "WATTLINE_WEBHOOK_SECRET": SECRET}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("202 ")
+    [row] = stored(engine, event_id)
+    assert row["facility_ids"] == ["DR-F1", "DR-F2"] and row["target_reduction_pct"] == 12.5
+    assert row["event_start"].minute % 15 == 0 and row["event_end"] - row["event_start"] == timedelta(minutes=90)
+
+    # A wrong secret: the receiver refuses it, and the command says so with a non-zero exit.
+    wrong = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    out = subprocess.run(command, env={**env, "WATTLINE_WEBHOOK_SECRET": wrong}, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 1 and out.stdout.startswith("401 ")

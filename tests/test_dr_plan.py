@@ -1,0 +1,136 @@
+"""The reduction plan asset on the simulated fleet (an office in Berlin, a data centre
+in New York, their catalogue rows from the dbt seed): a modest target is met interval
+by interval within every action's limits; a target beyond the catalogue is planned with
+its shortfall recorded, in the mart, the inbox and a warning check."""
+
+from collections import defaultdict
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from dagster import AssetCheckSeverity
+
+from assets.demand_response import PLAN, dr_baseline, dr_reduction_plan
+from tests.conftest import FLEET_END, add_dr_event, dr_run, undocumented_columns
+
+# Thursday 2 April 2026, 10:00–12:00 UTC: midday in Berlin, early morning in New York.
+START = FLEET_END - timedelta(hours=14)
+END = START + timedelta(hours=2)
+SLOTS = [START + timedelta(minutes=15 * i) for i in range(8)]
+
+
+def plan_rows(engine, event_id):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "select * from marts.fct_dr_reduction_plan where event_id = :e order by facility_id, interval_start, action_id"
+        ), {"e": event_id}).mappings().all()
+
+
+def baselines(engine, event_id):
+    with engine.connect() as conn:
+        return {
+            (f, t): kw for f, t, kw in conn.execute(sa.text(
+                "select facility_id, interval_start, baseline_kw from marts.fct_dr_baseline where event_id = :e"
+            ), {"e": event_id})
+        }
+
+
+def inbox(engine, event_id):
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select * from ops.dr_events where event_id = :e"), {"e": event_id}).mappings().one()
+
+
+def plan_check(result):
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "plan_meets_the_target"]
+    return check
+
+
+def catalogue(engine):
+    with engine.connect() as conn:
+        return {r["action_id"]: r for r in conn.execute(sa.text("select * from staging.curtailment_catalogue")).mappings()}
+
+
+def test_a_reachable_target_is_met_in_every_interval_within_each_actions_limits(simulated_fleet):
+    database, engine = simulated_fleet
+    add_dr_event(engine, "PLAN-10", "v1", ["FAC-0001", "FAC-0002"], START, END, pct=10)
+    result = dr_run(database, [dr_baseline, dr_reduction_plan], "PLAN-10@v1")
+    assert result.success
+    rows, baseline, actions = plan_rows(engine, "PLAN-10"), baselines(engine, "PLAN-10"), catalogue(engine)
+
+    # Net of any load an action gives back inside the window (phase rebound, negative).
+    net_shed = defaultdict(float)
+    for row in rows:
+        net_shed[(row["facility_id"], row["interval_start"])] += row["shed_kw"]
+    for facility_id in ("FAC-0001", "FAC-0002"):
+        for slot in SLOTS:
+            interval = [r for r in rows if r["facility_id"] == facility_id and r["interval_start"] == slot]
+            assert interval, (facility_id, slot)
+            first = interval[0]
+            assert first["baseline_kw"] == pytest.approx(baseline[(facility_id, slot)], abs=1e-3)
+            assert first["target_kw"] == pytest.approx(0.10 * baseline[(facility_id, slot)], abs=1e-3)
+            # Met exactly: the last action runs only as far as needed.
+            assert net_shed[(facility_id, slot)] == pytest.approx(first["target_kw"], abs=1e-3)
+            assert first["shortfall_kw"] == 0
+            assert first["expected_load_kw"] == pytest.approx(first["baseline_kw"] - first["target_kw"], abs=1e-3)
+
+    minutes = defaultdict(int)
+    for row in rows:
+        if row["phase"] != "event" or row["action_id"] is None:
+            continue
+        action = actions[row["action_id"]]
+        assert action["facility_id"] == row["facility_id"]
+        assert row["shed_kw"] > 0
+        if action["max_shed_kw"] is not None:
+            assert row["shed_kw"] <= action["max_shed_kw"] + 1e-6
+        minutes[row["action_id"]] += 15
+    assert minutes and all(m <= actions[a]["max_duration_min"] for a, m in minutes.items())
+
+    event = inbox(engine, "PLAN-10")
+    assert event["status"] == "planned" and event["shortfall_kwh"] == 0 and event["status_reason"] is None
+    assert event["target_kwh"] == pytest.approx(sum(0.10 * kw for kw in baseline.values()) * 0.25, rel=1e-3)
+    check = plan_check(result)
+    assert check.passed
+    [metadata] = [
+        e.materialization.metadata for e in result.get_asset_materialization_events()
+        if e.materialization.asset_key == PLAN
+    ]
+    assert metadata["plots"].value.count("data:image/png;base64,") == 2
+    assert undocumented_columns(engine, "marts.fct_dr_reduction_plan") == []
+
+
+def test_a_target_beyond_the_catalogue_is_planned_with_its_shortfall(simulated_fleet):
+    database, engine = simulated_fleet
+    add_dr_event(engine, "PLAN-60", "v1", ["FAC-0001", "FAC-0002"], START, END, pct=60)
+    result = dr_run(database, [dr_baseline, dr_reduction_plan], "PLAN-60@v1")
+    assert result.success  # a shortfall is a finding, not a failed run
+    rows = plan_rows(engine, "PLAN-60")
+    intervals = {(r["facility_id"], r["interval_start"]): r for r in rows if r["phase"] == "event"}
+    assert len(intervals) == 16
+    short = sum(r["shortfall_kw"] for r in intervals.values()) * 0.25
+    assert short > 0
+
+    event = inbox(engine, "PLAN-60")
+    assert event["status"] == "planned"
+    assert event["shortfall_kwh"] == pytest.approx(short, abs=0.01)
+    assert event["planned_shed_kwh"] + event["shortfall_kwh"] == pytest.approx(event["target_kwh"], rel=1e-3)
+    assert f"{event['shortfall_kwh']:.1f} kWh short" in event["status_reason"]
+    check = plan_check(result)
+    assert not check.passed and check.severity == AssetCheckSeverity.WARN
+    assert "kWh short" in check.description
+
+
+def test_a_facility_without_a_catalogue_gets_its_whole_target_as_shortfall(simulated_fleet):
+    database, engine = simulated_fleet
+    with engine.begin() as conn:
+        conn.execute(sa.text("create temporary table saved as select * from staging.curtailment_catalogue where facility_id = 'FAC-0002'"))
+        conn.execute(sa.text("delete from staging.curtailment_catalogue where facility_id = 'FAC-0002'"))
+    try:
+        add_dr_event(engine, "PLAN-NONE", "v1", ["FAC-0002"], START, END, pct=10)
+        assert dr_run(database, [dr_baseline, dr_reduction_plan], "PLAN-NONE@v1").success
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("insert into staging.curtailment_catalogue select * from saved"))
+    event = inbox(engine, "PLAN-NONE")
+    assert event["planned_shed_kwh"] == 0 and event["shortfall_kwh"] == pytest.approx(event["target_kwh"])
+    assert "FAC-0002 has no actions in the curtailment catalogue" in event["status_reason"]
+    assert all(r["action_id"] is None for r in plan_rows(engine, "PLAN-NONE"))
