@@ -42,7 +42,7 @@ def bi_warehouse(pg_server):
     ensure_warehouse_schema(database)
     owner_sql(
         database,
-        "create schema marts",
+        "create schema if not exists marts",  # the bootstrap creates it for the DR tables
         "create table marts.fct_before as select 1 as x",
         "create schema staging",
         "create table staging.stg_x as select 1 as x",
