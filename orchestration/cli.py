@@ -107,6 +107,65 @@ def prepare() -> None:
     click.echo(f"dbt manifest: {prepare_manifest(force=True)}")
 
 
+@main.command("backfill")
+@click.option("--start", required=True, help="First hour to load, UTC: 2026-05-01 or 2026-05-01T06:00 (rounded down to the hour).")
+@click.option("--end", required=True, help="End of the range, UTC, exclusive (rounded up to the hour; at most the open hour).")
+def backfill_command(start: str, end: str) -> None:
+    """Load and model [START, END) through the asset graph, with progress: telemetry one
+    run per day, weather and grid per day, then the marts (runs show in the UI)."""
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from dagster import DagsterInstance
+
+    from orchestration.demo import backfill
+    from orchestration.progress import Steps
+    from orchestration.runtime import bootstrap, serve_unset_sources
+    from resources.dbt import prepare_manifest
+
+    def hour(text: str, name: str, up: bool) -> datetime:
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise click.BadParameter(f"not an ISO 8601 date or time: {text!r}", param_hint=name) from None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        floor = value.replace(minute=0, second=0, microsecond=0)
+        return floor + timedelta(hours=1) if up and floor < value else floor
+
+    settings = _settings()
+    first, last = hour(start, "--start", up=False), hour(end, "--end", up=True)
+    open_hour_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    history = datetime.combine(settings.history_start, datetime.min.time(), UTC)
+    if last <= first:
+        raise click.BadParameter(f"{last:%Y-%m-%d %H:%M} is not after {first:%Y-%m-%d %H:%M}", param_hint="--end")
+    if first < history:
+        raise click.BadParameter(f"the partitions start at {history:%Y-%m-%d} (WATTLINE_HISTORY_START)", param_hint="--start")
+    if last > open_hour_end:
+        raise click.BadParameter(f"the range may end at the open hour's end, {open_hour_end:%Y-%m-%d %H:%M} UTC", param_hint="--end")
+
+    runtime = bootstrap(settings)
+    prepare_manifest()
+    sim = None
+    if settings.uses_simulator:
+        from simulator.config import SimulatorConfig
+        from simulator.server import SimulatorServer
+
+        sim = SimulatorServer(
+            SimulatorConfig(seed=settings.sim_seed, facilities=settings.sim_facilities, interval_s=settings.sim_interval_s), port=0,
+        ).start()
+        click.echo(f"simulator: {sim.url} (serving {', '.join(serve_unset_sources(settings, sim.url))})")
+    click.echo(f"warehouse: {runtime.warehouse.redacted_url}")
+    log_path = Path(settings.home) / "logs" / f"backfill-{datetime.now(UTC):%Y%m%dT%H%M%S}.log"
+    click.echo(f"run output (dbt, Dagster events): {log_path}")
+    try:
+        backfill(DagsterInstance.get(), first, last, Steps(total=3), log_path, registry=True)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if sim is not None:
+            sim.stop()
+
+
 @main.group()
 def simulate() -> None:
     """Play the outside world against a running platform (the simulated utility)."""

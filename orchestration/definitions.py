@@ -4,7 +4,7 @@ from dagster import Definitions
 
 from assets import carbon, dbt_models, demand_response, dr_dispatch, forecasting, prices, registry, telemetry, weather
 from assets.source_checks import SOURCE_CHECKS
-from orchestration import jobs
+from orchestration import jobs, retention
 from orchestration.automation import SOURCE_SCHEDULES
 from resources.bms import BmsResource
 from resources.carbon_api import CarbonApiResource
@@ -34,7 +34,7 @@ defs = Definitions(
         dr_dispatch.dr_dispatch,
     ],
     asset_checks=SOURCE_CHECKS,
-    schedules=SOURCE_SCHEDULES,
+    schedules=[*SOURCE_SCHEDULES, retention.daily_retention],
     sensors=[dr_events_sensor, dr_lifecycle_sensor],
     jobs=[
         jobs.registry_job,
@@ -45,6 +45,7 @@ defs = Definitions(
         jobs.load_forecast_job,
         jobs.dr_plan_job,
         jobs.dr_dispatch_job,
+        retention.retention_job,
     ],
     resources={
         "postgres": PostgresResource(),

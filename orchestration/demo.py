@@ -195,6 +195,49 @@ def print_dr_plan(engine: sa.Engine, event_id: str, version: str) -> None:
         print(f"  {row.facility_id:<12} {row.first_interval:%Y-%m-%d %H:%M}  {row.shed_kwh or 0:>9.1f}  {row.actions or '–'}")
 
 
+def backfill(instance, start: datetime, end: datetime, steps: Steps, log_path: Path, registry: bool = False) -> None:
+    """Load and model [start, end) through the asset graph, as three progress steps:
+    telemetry one run per day (after the registry, if asked), weather and grid one run
+    per UTC day, then the dbt models (staging and dimensions, and the marts for the whole
+    range in one run). Each run is recorded in `instance`; a failed run raises, naming it."""
+    from orchestration.runs import run_job
+
+    def run(job: str, **bounds):
+        result = run_job(job, instance, **bounds)
+        if not result.success:
+            raise RuntimeError(f"{job} {bounds or ''} failed (run {result.run_id}); see {log_path} and the run in the UI")
+        return result
+
+    with steps.step(f"Loading telemetry {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"), _run_output(log_path):
+        if registry:
+            result = run("registry_job")
+            steps.detail(f"registry: {_run_metadata(result, 'active', asset='raw/meters')} active meters (run {result.run_id[:8]})")
+        for lower, upper in day_ranges(start, end):
+            result = run("telemetry_job", start=lower, end=upper)
+            loaded = _run_metadata(result, "rows_loaded_in_run")
+            rejected = _run_metadata(result, "rows_rejected")
+            steps.detail(f"{lower:%Y-%m-%d %H:%M} – {upper:%Y-%m-%d %H:%M}: {loaded:,} readings, {rejected:,} quarantined (run {result.run_id[:8]})")
+    with steps.step("Loading weather, grid prices and carbon intensity, day by day"), _run_output(log_path):
+        for day in utc_days(start, end):
+            result = run("grid_and_weather_job", partition_key=f"{day:%Y-%m-%d}")
+            counts = {
+                name: _run_metadata(result, "dagster/row_count", asset=f"raw/{name}")
+                for name in ("weather_hourly", "grid_prices", "grid_carbon_intensity")
+            }
+            steps.detail(
+                f"{day:%Y-%m-%d}: {counts['weather_hourly']:,} weather hours, {counts['grid_prices']:,} prices, "
+                f"{counts['grid_carbon_intensity']:,} carbon-intensity hours (run {result.run_id[:8]})"
+            )
+    with steps.step("Building the dbt models (staging views, then the marts for the whole range)"), _run_output(log_path):
+        for job in ("unpartitioned_models_job", "incremental_marts_job"):
+            bounds = {} if job == "unpartitioned_models_job" else {"start": start, "end": end}
+            result = run(job, **bounds)
+            checks = result.get_asset_check_evaluations()
+            passed = sum(1 for c in checks if c.passed)
+            models = {event.asset_key for event in result.get_asset_materialization_events()}
+            steps.detail(f"{job}: {len(models)} models, {passed}/{len(checks)} checks passed (run {result.run_id[:8]})")
+
+
 def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings | None = None) -> int:
     from dagster import DagsterInstance
 
@@ -227,33 +270,7 @@ def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings
         instance = DagsterInstance.get()
         start, end = backfill_window(days, datetime.now(UTC))
         steps.detail(f"run output (dbt, Dagster events): {log_path}")
-        with steps.step(f"Loading telemetry {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC"), _run_output(log_path):
-            result = run_job("registry_job", instance)
-            steps.detail(f"registry: {_run_metadata(result, 'active', asset='raw/meters')} active meters (run {result.run_id[:8]})")
-            for lower, upper in day_ranges(start, end):
-                result = run_job("telemetry_job", instance, start=lower, end=upper)
-                loaded = _run_metadata(result, "rows_loaded_in_run")
-                rejected = _run_metadata(result, "rows_rejected")
-                steps.detail(f"{lower:%Y-%m-%d %H:%M} – {upper:%Y-%m-%d %H:%M}: {loaded:,} readings, {rejected:,} quarantined (run {result.run_id[:8]})")
-        with steps.step("Loading weather, grid prices and carbon intensity, day by day"), _run_output(log_path):
-            for day in utc_days(start, end):
-                result = run_job("grid_and_weather_job", instance, partition_key=f"{day:%Y-%m-%d}")
-                counts = {
-                    name: _run_metadata(result, "dagster/row_count", asset=f"raw/{name}")
-                    for name in ("weather_hourly", "grid_prices", "grid_carbon_intensity")
-                }
-                steps.detail(
-                    f"{day:%Y-%m-%d}: {counts['weather_hourly']:,} weather hours, {counts['grid_prices']:,} prices, "
-                    f"{counts['grid_carbon_intensity']:,} carbon-intensity hours (run {result.run_id[:8]})"
-                )
-        with steps.step("Building the dbt models (staging views, then the marts for the whole range)"), _run_output(log_path):
-            for job in ("unpartitioned_models_job", "incremental_marts_job"):
-                bounds = {} if job == "unpartitioned_models_job" else {"start": start, "end": end}
-                result = run_job(job, instance, **bounds)
-                checks = result.get_asset_check_evaluations()
-                passed = sum(1 for c in checks if c.passed)
-                models = {event.asset_key for event in result.get_asset_materialization_events()}
-                steps.detail(f"{job}: {len(models)} models, {passed}/{len(checks)} checks passed (run {result.run_id[:8]})")
+        backfill(instance, start, end, steps, log_path, registry=True)
         with steps.step("Forecasting each facility's load 48 hours ahead (Prophet, backtested on the last week)"), _run_output(log_path):
             result = run_job("load_forecast_job", instance)
             counts = {key: _run_metadata(result, f"facilities_{key}", asset="marts/fct_load_forecast") for key in ("forecast", "skipped", "failed")}

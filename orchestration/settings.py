@@ -139,6 +139,13 @@ class WattlineSettings(BaseSettings):
         ),
     )
 
+    retention_raw_days: int = Field(
+        default=90, ge=1, description="Days of raw.meter_readings day partitions kept (dropped only once their hourly rollups exist)."
+    )
+    retention_marts_days: int = Field(
+        default=730, ge=1, description="Days of hourly and 15-minute marts kept."
+    )
+
     history_start: date = Field(
         default=date(2025, 1, 1), description="First day of the telemetry partitions."
     )
