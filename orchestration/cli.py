@@ -167,6 +167,64 @@ def backfill_command(start: str, end: str) -> None:
 
 
 @main.group()
+def alerts() -> None:
+    """The alerts in ops.alerts: list them, acknowledge one."""
+
+
+def _warehouse_cursor():
+    import contextlib
+
+    import sqlalchemy as sa
+
+    from orchestration.runtime import ensure_warehouse
+
+    @contextlib.contextmanager
+    def cursor():
+        engine = sa.create_engine(ensure_warehouse(_settings()).sqlalchemy_url)
+        try:
+            with engine.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+                yield cur
+        finally:
+            engine.dispose()
+
+    return cursor()
+
+
+@alerts.command("list")
+@click.option("--all", "include_resolved", is_flag=True, help="Include resolved alerts.")
+@click.option("--limit", default=100, show_default=True)
+def alerts_list(include_resolved: bool, limit: int) -> None:
+    """Open alerts (active first, worst first), or every alert with --all."""
+    from resources.alert_store import list_alerts
+
+    with _warehouse_cursor() as cur:
+        rows = list_alerts(cur, include_resolved, limit)
+    if not rows:
+        click.echo("no alerts" if include_resolved else "no open alerts")
+        return
+    click.echo(f"{'id':>6}  {'status':<12} {'kind':<14} {'level':<9} {'raised (UTC)':<17} message")
+    for row in rows:
+        click.echo(
+            f"{row['alert_id']:>6}  {row['status']:<12} {row['kind']:<14} {row['level_name']:<9} "
+            f"{row['raised_at']:%Y-%m-%d %H:%M}  {row['message']}"
+        )
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", default=lambda: os.environ.get("USER", "operator"), show_default="$USER", help="Who acknowledges it.")
+def alerts_ack(alert_id: int, by: str) -> None:
+    """Acknowledge an active alert: someone is on it (it stays open until the condition clears)."""
+    from resources.alert_store import acknowledge
+
+    try:
+        with _warehouse_cursor() as cur:
+            click.echo(acknowledge(cur, alert_id, by))
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
 def simulate() -> None:
     """Play the outside world against a running platform (the simulated utility)."""
 

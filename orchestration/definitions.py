@@ -13,8 +13,10 @@ from resources.postgres import PostgresResource
 from resources.price_api import PriceApiResource
 from resources.telemetry_api import TelemetryApiResource
 from resources.weather_api import WeatherApiResource
+from sensors.alert_conditions import alert_conditions_sensor
 from sensors.dr_lifecycle import dr_lifecycle_sensor
 from sensors.dr_sensor import dr_events_sensor
+from sensors.run_alerts import run_failure_alerts, run_success_resolves_alerts
 
 defs = Definitions(
     assets=[
@@ -35,7 +37,7 @@ defs = Definitions(
     ],
     asset_checks=SOURCE_CHECKS,
     schedules=[*SOURCE_SCHEDULES, retention.daily_retention],
-    sensors=[dr_events_sensor, dr_lifecycle_sensor],
+    sensors=[dr_events_sensor, dr_lifecycle_sensor, alert_conditions_sensor, run_failure_alerts, run_success_resolves_alerts],
     jobs=[
         jobs.registry_job,
         jobs.telemetry_job,

@@ -213,6 +213,34 @@ comment on table ops.dr_dispatches is
     'Every attempt to send a facility''s DR plan to its building-management system: accepted, '
     'failed (with the error) or not_configured (no BMS: the operator carries the plan out).';
 
+create table if not exists ops.alerts (
+    alert_id         bigint       generated always as identity primary key,
+    alert_key        text         not null,
+    kind             text         not null,
+    subject          text         not null,
+    level            integer      not null check (level between 1 and 3),
+    level_name       text         not null,
+    message          text         not null,
+    details          jsonb        not null default '{}'::jsonb,
+    status           text         not null default 'active' check (status in ('active', 'acknowledged', 'resolved')),
+    raised_at        timestamptz  not null default now(),
+    last_seen_at     timestamptz  not null default now(),
+    escalated_at     timestamptz,
+    acknowledged_at  timestamptz,
+    acknowledged_by  text,
+    resolved_at      timestamptz,
+    resolution       text
+);
+
+-- One condition is one alert: at most one open (not resolved) alert per key.
+create unique index if not exists alerts_one_open_per_key on ops.alerts (alert_key) where status <> 'resolved';
+
+comment on table ops.alerts is
+    'Alerts Wattline raised, one per condition (alert_key) while it lasts: active, then '
+    'acknowledged by an operator, then resolved when the condition clears. A rise in level '
+    '(e.g. a carbon budget from warning to critical) escalates the open alert and makes it '
+    'active again.';
+
 -- raw.valid_input(value, type): can `value` be cast to `type`? Used only on the slow
 -- path for malformed deliveries. PostgreSQL 16+ answers natively and fast; older
 -- servers trap the cast error per value.
