@@ -395,9 +395,10 @@ def _plan_plots(plans) -> str:
         axes = fig.add_subplot()
         starts = [i.start for i in plan.intervals] + [plan.intervals[-1].start + SLOT]
         baseline = [i.baseline_kw for i in plan.intervals]
-        axes.stairs(baseline, starts, color="black", linewidth=1.2, label="baseline")
-        axes.stairs([i.baseline_kw - i.target_kw for i in plan.intervals], starts, color="#fd8d3c", linestyle="--", linewidth=1.0, label="target load")
-        axes.stairs([i.expected_kw for i in plan.intervals], starts, color="#08519c", linewidth=1.4, label="planned load")
+        # baseline=None: steps only, no edges drawn down to 0 kW at the window's ends.
+        axes.stairs(baseline, starts, baseline=None, color="black", linewidth=1.2, label="baseline")
+        axes.stairs([i.expected_kw for i in plan.intervals], starts, baseline=None, color="#08519c", linewidth=1.4, label="planned load")
+        axes.stairs([i.baseline_kw - i.target_kw for i in plan.intervals], starts, baseline=None, color="#fd8d3c", linestyle="--", linewidth=1.0, label="target load")
         outside = plan.outside_event()
         if outside:
             axes.bar(list(outside), list(outside.values()), width=SLOT, align="edge", color="#9ecae1", label="added load (prepare / rebound)")

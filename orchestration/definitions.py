@@ -16,6 +16,7 @@ from resources.weather_api import WeatherApiResource
 from sensors.alert_conditions import alert_conditions_sensor
 from sensors.dr_lifecycle import dr_lifecycle_sensor
 from sensors.dr_sensor import dr_events_sensor
+from sensors.notifications import notifications_sensor
 from sensors.run_alerts import run_failure_alerts, run_success_resolves_alerts
 
 defs = Definitions(
@@ -37,7 +38,7 @@ defs = Definitions(
     ],
     asset_checks=SOURCE_CHECKS,
     schedules=[*SOURCE_SCHEDULES, retention.daily_retention],
-    sensors=[dr_events_sensor, dr_lifecycle_sensor, alert_conditions_sensor, run_failure_alerts, run_success_resolves_alerts],
+    sensors=[dr_events_sensor, dr_lifecycle_sensor, alert_conditions_sensor, run_failure_alerts, run_success_resolves_alerts, notifications_sensor],
     jobs=[
         jobs.registry_job,
         jobs.telemetry_job,

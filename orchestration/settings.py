@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "WATTLINE_"
@@ -139,6 +139,21 @@ class WattlineSettings(BaseSettings):
         ),
     )
 
+    notify_webhook_url: str | None = Field(
+        default=None, description="Generic webhook alerts are POSTed to, signed per Standard Webhooks with WATTLINE_NOTIFY_WEBHOOK_SECRET."
+    )
+    notify_webhook_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks secret (`whsec_` + base64) the alert webhook is signed with."
+    )
+    notify_slack_url: str | None = Field(default=None, description="Slack-compatible incoming webhook for alerts.")
+    notify_smtp_url: SecretStr | None = Field(
+        default=None,
+        description="SMTP server for alert e-mail: smtp://[user:password@]host[:port] (STARTTLS when offered) or smtps://… (TLS).",
+    )
+    notify_email_from: str = Field(default="wattline@localhost", description="Sender of alert e-mail.")
+    notify_email_to: str | None = Field(default=None, description="Comma-separated recipients of alert e-mail.")
+    notify_max_attempts: int = Field(default=6, ge=1, le=50, description="Delivery attempts per alert and channel before giving up.")
+
     retention_raw_days: int = Field(
         default=90, ge=1, description="Days of raw.meter_readings day partitions kept (dropped only once their hourly rollups exist)."
     )
@@ -167,19 +182,19 @@ class WattlineSettings(BaseSettings):
     def _postgres_url(cls, value: str | None) -> str | None:
         return _check_postgres_url(value)
 
-    @field_validator("webhook_secret")
+    @field_validator("webhook_secret", "notify_webhook_secret")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             check_webhook_secret(value.get_secret_value())
         return value
 
-    @field_validator("bi_password", "webhook_secret", "openadr_token", mode="before")
+    @field_validator("bi_password", "webhook_secret", "openadr_token", "notify_webhook_secret", "notify_smtp_url", mode="before")
     @classmethod
     def _empty_secret(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("telemetry_api_url", "weather_api_url", "price_api_url", "carbon_api_url", "bms_url")
+    @field_validator("telemetry_api_url", "weather_api_url", "price_api_url", "carbon_api_url", "bms_url", "notify_webhook_url", "notify_slack_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return _check_http_url(value)
@@ -188,6 +203,21 @@ class WattlineSettings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _channels_complete(self) -> WattlineSettings:
+        if self.notify_webhook_url and self.notify_webhook_secret is None:
+            raise ValueError("WATTLINE_NOTIFY_WEBHOOK_URL is set without WATTLINE_NOTIFY_WEBHOOK_SECRET: alert webhooks are always signed")
+        if self.notify_smtp_url is not None and not self.notify_email_to:
+            raise ValueError("WATTLINE_NOTIFY_SMTP_URL is set without WATTLINE_NOTIFY_EMAIL_TO: nobody to send alerts to")
+        return self
+
+    @property
+    def notification_channels(self) -> list[str]:
+        """The alert channels configured: webhook, slack, email."""
+        return [name for name, on in (
+            ("webhook", self.notify_webhook_url), ("slack", self.notify_slack_url), ("email", self.notify_smtp_url),
+        ) if on]
 
     @property
     def unset_sources(self) -> list[str]:
@@ -213,7 +243,8 @@ def load_settings(**overrides: object) -> WattlineSettings:
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"{ENV_PREFIX}{field.upper()}: {message}")
+            # A check across settings names its variables in its message.
+            lines.append(f"{ENV_PREFIX}{field.upper()}: {message}" if error["loc"] else message)
         raise SettingsError("invalid Wattline settings:\n  " + "\n  ".join(lines)) from None
 
 

@@ -26,9 +26,10 @@ class Condition:
     details: dict = field(default_factory=dict)
 
 
-def raise_alert(cur: Cursor, condition: Condition) -> tuple[int, str]:
+def raise_alert(cur: Cursor, condition: Condition, channels: list[str] = ()) -> tuple[int, str]:
     """Open, refresh or escalate the condition's alert; returns (alert id, raised |
-    escalated | unchanged). Concurrent raisers of one key end with one alert."""
+    escalated | unchanged). Concurrent raisers of one key end with one alert. A new or
+    escalated alert is queued for each of `channels`, in the same transaction."""
     params = {
         "alert_key": condition.alert_key, "kind": condition.kind, "subject": condition.subject,
         "level": condition.level, "level_name": condition.level_name, "message": condition.message,
@@ -39,7 +40,11 @@ def raise_alert(cur: Cursor, condition: Condition) -> tuple[int, str]:
     if row is None:  # another raiser opened it between our look and our insert: refresh it
         cur.execute(statements(SQL)["raise"], params)
         row = cur.fetchone()
-    return row[0], row[1]
+    alert_id, outcome = row
+    if outcome != "unchanged" and channels:
+        event = "raised" if outcome == "raised" else f"escalated:{condition.level_name}"
+        cur.execute(statements(SQL)["enqueue"], {"alert_id": alert_id, "alert_event": event, "channels": list(channels)})
+    return alert_id, outcome
 
 
 def resolve_alert(cur: Cursor, alert_key: str, resolution: str) -> list[int]:

@@ -63,3 +63,30 @@ from ops.alerts
 where %(all)s or status <> 'resolved'
 order by status = 'resolved', level desc, raised_at desc
 limit %(limit)s;
+
+-- name: enqueue
+-- One notification per alert event and channel; an event already queued adds nothing.
+insert into ops.notification_queue (alert_id, alert_event, channel)
+select %(alert_id)s, %(alert_event)s, channel
+from unnest(%(channels)s::text[]) as channel
+on conflict (alert_id, alert_event, channel) do nothing;
+
+-- name: due_notifications
+-- Due deliveries, each taken by one sensor evaluation at a time.
+select queue.delivery_id, queue.alert_id, queue.alert_event, queue.channel, queue.attempts,
+       alert.kind, alert.subject, alert.level, alert.level_name, alert.status, alert.message, alert.raised_at
+from ops.notification_queue as queue
+join ops.alerts as alert on alert.alert_id = queue.alert_id
+where queue.status = 'pending' and queue.next_attempt_at <= now()
+order by queue.next_attempt_at
+limit %(limit)s
+for update of queue skip locked;
+
+-- name: record_attempt
+insert into ops.notifications (delivery_id, alert_id, alert_event, channel, attempt, outcome, detail)
+values (%(delivery_id)s, %(alert_id)s, %(alert_event)s, %(channel)s, %(attempt)s, %(outcome)s, %(detail)s);
+
+-- name: settle_delivery
+update ops.notification_queue
+set status = %(status)s, attempts = %(attempt)s, next_attempt_at = now() + %(backoff)s
+where delivery_id = %(delivery_id)s;

@@ -241,6 +241,39 @@ comment on table ops.alerts is
     '(e.g. a carbon budget from warning to critical) escalates the open alert and makes it '
     'active again.';
 
+create table if not exists ops.notification_queue (
+    delivery_id      bigint       generated always as identity primary key,
+    alert_id         bigint       not null references ops.alerts (alert_id),
+    alert_event      text         not null,
+    channel          text         not null check (channel in ('webhook', 'slack', 'email')),
+    status           text         not null default 'pending' check (status in ('pending', 'delivered', 'failed')),
+    attempts         integer      not null default 0,
+    next_attempt_at  timestamptz  not null default now(),
+    created_at       timestamptz  not null default now(),
+    unique (alert_id, alert_event, channel)
+);
+
+comment on table ops.notification_queue is
+    'What alert notifications are owed: one per alert event (raised, escalated to a level) and '
+    'channel, pending until delivered or given up after the configured attempts, retried with '
+    'exponential backoff by the notifications sensor.';
+
+create table if not exists ops.notifications (
+    notification_id  bigint       generated always as identity primary key,
+    delivery_id      bigint       not null references ops.notification_queue (delivery_id),
+    alert_id         bigint       not null,
+    alert_event      text         not null,
+    channel          text         not null,
+    attempt          integer      not null,
+    outcome          text         not null check (outcome in ('delivered', 'failed')),
+    detail           text,
+    attempted_at     timestamptz  not null default now()
+);
+
+comment on table ops.notifications is
+    'Every attempt to deliver an alert notification to a channel, with its outcome and the '
+    'answer or error (never the channel''s URL or credentials).';
+
 -- raw.valid_input(value, type): can `value` be cast to `type`? Used only on the slow
 -- path for malformed deliveries. PostgreSQL 16+ answers natively and fast; older
 -- servers trap the cast error per value.

@@ -4,6 +4,7 @@ worse one escalates it, a cleared one resolves it."""
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
+from orchestration.settings import get_settings
 from resources.alert_store import Condition, raise_alert, resolve_cleared
 from resources.postgres import PostgresResource
 
@@ -27,6 +28,7 @@ from intermediate.int_alert_conditions
     ),
 )
 def alert_conditions_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
+    channels = get_settings().notification_channels
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
         cur.execute("select to_regclass('intermediate.int_alert_conditions') is not null")
         if not cur.fetchone()[0]:
@@ -35,7 +37,7 @@ def alert_conditions_sensor(context: SensorEvaluationContext, postgres: Postgres
         conditions = [Condition(*row) for row in cur.fetchall()]
         outcomes = {"raised": 0, "escalated": 0, "unchanged": 0}
         for condition in conditions:
-            alert_id, outcome = raise_alert(cur, condition)
+            alert_id, outcome = raise_alert(cur, condition, channels)
             outcomes[outcome] += 1
             if outcome != "unchanged":
                 context.log.info(f"alert {alert_id} {outcome}: {condition.message}")

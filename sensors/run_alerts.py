@@ -17,6 +17,7 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
+from orchestration.settings import get_settings
 from resources.alert_store import Condition, raise_alert, resolve_alert
 from resources.postgres import PostgresResource
 
@@ -60,7 +61,7 @@ def run_failure_alerts(context: RunFailureSensorContext, postgres: PostgresResou
         details={"run_id": run.run_id, "job": run.job_name, "scope": run_scope(run)},
     )
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        alert_id, outcome = raise_alert(cur, condition)
+        alert_id, outcome = raise_alert(cur, condition, get_settings().notification_channels)
     context.log.info(f"alert {alert_id} {outcome}: {condition.message}")
 
 
