@@ -6,9 +6,8 @@ changes nothing)."""
 import requests
 from dagster import ConfigurableResource
 from pydantic import Field
-from requests.adapters import HTTPAdapter
 
-from resources.http import retry_policy
+from resources.http import build_session
 
 
 class DispatchError(RuntimeError):
@@ -38,15 +37,11 @@ class BmsResource(ConfigurableResource):
         url = self.resolved_url()
         if not url:
             raise DispatchError("no BMS configured: set WATTLINE_BMS_URL")
-        policy = retry_policy(self.max_retries, self.backoff_factor, methods=frozenset({"POST"}))
-        with requests.Session() as session:
-            adapter = HTTPAdapter(max_retries=policy)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
+        with build_session(retries=self.max_retries, backoff_factor=self.backoff_factor, methods=frozenset({"POST"})) as session:
             try:
                 response = session.post(
                     url, json=payload, timeout=(self.connect_timeout_s, self.read_timeout_s),
-                    headers={"Idempotency-Key": payload["dispatch_id"], "User-Agent": "wattline"},
+                    headers={"Idempotency-Key": payload["dispatch_id"]},
                 )
             except requests.RequestException as exc:
                 raise DispatchError(f"POST {url} failed after retries: {exc}") from exc

@@ -58,9 +58,12 @@ def retry_policy(retries: int, backoff_factor: float, methods: frozenset[str] = 
     )
 
 
-def build_session(*, retries: int, backoff_factor: float, user_agent: str = "wattline") -> requests.Session:
+def build_session(
+    *, retries: int, backoff_factor: float, user_agent: str = "wattline", methods: frozenset[str] = frozenset({"GET", "HEAD"}),
+) -> requests.Session:
+    """A session that retries `methods` under the one policy (POST only where it is idempotent)."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff_factor))
+    adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff_factor, methods))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = user_agent

@@ -16,10 +16,9 @@ from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from orchestration.settings import WattlineSettings
-from resources.http import retry_policy
+from resources.http import build_session
 
 TIMEOUT_S = (3.0, 10.0)
 
@@ -83,10 +82,8 @@ def _webhook(notice: AlertNotice, settings: WattlineSettings) -> str:
 
 
 def _post(url: str, body: bytes, headers: dict, channel: str) -> str:
-    with requests.Session() as session:
-        # POST retried within the attempt: a notification repeated is harmless (the webhook's id is stable).
-        session.mount("http://", HTTPAdapter(max_retries=retry_policy(1, 0.2, methods=frozenset({"POST"}))))
-        session.mount("https://", HTTPAdapter(max_retries=retry_policy(1, 0.2, methods=frozenset({"POST"}))))
+    # POST retried once within the attempt: a notification repeated is harmless (the webhook's id is stable).
+    with build_session(retries=1, backoff_factor=0.2, methods=frozenset({"POST"})) as session:
         try:
             answer = session.post(url, data=body, headers={"content-type": "application/json", **headers}, timeout=TIMEOUT_S)
         except requests.RequestException as exc:
