@@ -46,12 +46,6 @@ def dr_dispatch(context: AssetExecutionContext, postgres: PostgresResource, bms:
         cur.execute(sql["plan_commands"], {"event_id": event_id, "version": version})
         steps = cur.fetchall()
 
-    def move(status: str, reason: str | None, from_states: list[str]) -> None:
-        with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-            cur.execute(sql["set_status"], {
-                "event_id": event_id, "version": version, "status": status, "reason": reason, "from_states": from_states,
-            })
-
     if latest != version:
         raise Failure(f"DR event {event_id} version {version} was revised (version {latest}): only the latest version is dispatched")
     if event["status"] not in ("planned", "active"):
@@ -93,7 +87,11 @@ def dr_dispatch(context: AssetExecutionContext, postgres: PostgresResource, bms:
             f"{len(outcomes)} dispatches; re-execute this run to send them again (accepted ones change nothing)",
             metadata={"failures": MetadataValue.md("\n".join(f"- {f}" for f in failures))},
         )
-    move("active", None if url else "no BMS configured: the plan is the operator's to carry out", ["planned"])
+    with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
+        cur.execute(sql["set_status"], {
+            "event_id": event_id, "version": version, "status": "active", "from_states": ["planned"],
+            "reason": None if url else "no BMS configured: the plan is the operator's to carry out",
+        })
     return MaterializeResult(
         metadata={
             "event_id": event_id,

@@ -106,7 +106,7 @@ def fill(database: Database, simulator_url: str, days: int, label: str, bi_passw
     The BI role is bootstrapped before dbt runs (with `bi_password` as its password),
     so the marts are tables dbt created after the grants (the default privileges at work).
     """
-    from orchestration.demo import _run_output, backfill_window, day_ranges, utc_days
+    from orchestration.backfill import backfill_window, day_ranges, run_output, utc_days
     from orchestration.settings import SOURCE_URLS
 
     os.environ["WATTLINE_DATABASE_URL"] = database.url
@@ -138,7 +138,7 @@ def fill(database: Database, simulator_url: str, days: int, label: str, bi_passw
 
     def phase(name: str, runs) -> None:
         began = time.perf_counter()
-        with _run_output(log_path):
+        with run_output(log_path):
             for job, bounds in runs:
                 result = run_job(job, instance, **bounds)
                 if not result.success:

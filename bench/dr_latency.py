@@ -42,7 +42,6 @@ sys.path.insert(0, str(REPO))
 warnings.filterwarnings("ignore")
 
 from _report import report
-from bench_support import REPO as ROOT
 from bench_support import fill, free_port, fresh_database, isolate, simulator
 
 GOAL_ACK_P99_MS = 50.0
@@ -95,7 +94,7 @@ def main() -> None:
         env.pop("DAGSTER_HOME", None)
         with log.open("w") as output:
             up = subprocess.Popen(
-                [sys.executable, "-m", "orchestration.cli", "up"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "orchestration.cli", "up"], cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         receiver = f"http://127.0.0.1:{webhook_port}"

@@ -155,11 +155,11 @@ def forecast_run(as_of, log_path: Path) -> dict:
     from dagster import DagsterInstance, materialize
 
     from assets.forecasting import load_forecast
-    from orchestration.demo import _run_output
+    from orchestration.backfill import run_output
     from orchestration.runs import QUIET_RUN_CONFIG
     from resources.postgres import PostgresResource
 
-    with _run_output(log_path):
+    with run_output(log_path):
         started = time.perf_counter()
         result = materialize(
             [load_forecast],

@@ -118,7 +118,7 @@ def backfill_command(start: str, end: str) -> None:
 
     from dagster import DagsterInstance
 
-    from orchestration.demo import backfill
+    from orchestration.backfill import backfill
     from orchestration.progress import Steps
     from orchestration.runtime import bootstrap, serve_unset_sources
     from resources.dbt import prepare_manifest

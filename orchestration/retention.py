@@ -92,7 +92,7 @@ def apply_retention(context: OpExecutionContext, config: RetentionConfig, postgr
         context.log.warning(f"kept raw.meter_readings of {reason_day}: {reason}")
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
         for schema, table, column in TIME_PARTITIONED_MARTS:
-            cur.execute("select to_regclass(%s) is not null", (f"{schema}.{table}",))
+            cur.execute(sql["table_exists"], {"table": f"{schema}.{table}"})
             if not cur.fetchone()[0]:
                 continue
             cur.execute(

@@ -90,3 +90,11 @@ values (%(delivery_id)s, %(alert_id)s, %(alert_event)s, %(channel)s, %(attempt)s
 update ops.notification_queue
 set status = %(status)s, attempts = %(attempt)s, next_attempt_at = now() + %(backoff)s
 where delivery_id = %(delivery_id)s;
+
+-- name: conditions_exist
+-- Before the first marts build there is no view: nothing to raise yet.
+select to_regclass('intermediate.int_alert_conditions') is not null;
+
+-- name: conditions
+select alert_key, kind, subject, level, level_name, message
+from intermediate.int_alert_conditions;

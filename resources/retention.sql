@@ -35,6 +35,10 @@ select count(*) from {partition};
 -- deletes, no vacuum debt.
 drop table {partition};
 
+-- name: table_exists
+-- A mart dbt has not built yet has nothing to trim.
+select to_regclass(%(table)s) is not null;
+
 -- name: delete_old_marts
 -- Hourly (and finer) marts past their retention, per table.
 delete from {table} where {column} < %(cutoff)s;

@@ -5,16 +5,13 @@ worse one escalates it, a cleared one resolves it."""
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SkipReason, sensor
 
 from orchestration.settings import get_settings
-from resources.alert_store import Condition, raise_alert, resolve_cleared
+from resources.alert_store import SQL, Condition, raise_alert, resolve_cleared
 from resources.postgres import PostgresResource
+from resources.sql_files import statements
 
 # The kinds the view reports; an open alert of one of them that the view no longer
 # lists has cleared.
 KINDS = ("carbon_budget", "utilization", "anomaly", "stale_data")
-CONDITIONS = """
-select alert_key, kind, subject, level, level_name, message
-from intermediate.int_alert_conditions
-"""
 
 
 @sensor(
@@ -29,11 +26,12 @@ from intermediate.int_alert_conditions
 )
 def alert_conditions_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
     channels = get_settings().notification_channels
+    sql = statements(SQL)
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        cur.execute("select to_regclass('intermediate.int_alert_conditions') is not null")
+        cur.execute(sql["conditions_exist"])
         if not cur.fetchone()[0]:
             return SkipReason("no intermediate.int_alert_conditions yet: the marts have not been built")
-        cur.execute(CONDITIONS)
+        cur.execute(sql["conditions"])
         conditions = [Condition(*row) for row in cur.fetchall()]
         outcomes = {"raised": 0, "escalated": 0, "unchanged": 0}
         for condition in conditions:
