@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
+from orchestration.conditions import fill_missing
 from orchestration.partitions import daily_partitions
 from resources.carbon_api import CarbonApiResource
 from resources.feed_tables import replace_window, window_metadata
@@ -23,6 +24,7 @@ def grid_zones(postgres: PostgresResource) -> list[str]:
     group_name="grid",
     kinds={"python", "postgres"},
     owners=["team:energy-data"],
+    automation_condition=fill_missing(),
 )
 def grid_carbon_intensity(
     context: AssetExecutionContext, carbon_api: CarbonApiResource, postgres: PostgresResource

@@ -22,6 +22,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.plots import markdown_image
+from orchestration.conditions import hourly_after_inputs
 from resources.postgres import PostgresResource
 from resources.python_marts import as_json, column_schema, create_tables
 from resources.sql_files import statements
@@ -55,6 +56,7 @@ class ForecastConfig(Config):
             group_name="forecasting",
             kinds={"prophet", "python", "postgres"},
             owners=OWNERS,
+            automation_condition=hourly_after_inputs(),
             description=(
                 "Each active facility's load for the next 48 hours, hour by hour, with 80 % and 95 % "
                 "prediction intervals (`marts.fct_load_forecast`).\n\n"
@@ -73,6 +75,7 @@ class ForecastConfig(Config):
             group_name="forecasting",
             kinds={"prophet", "python", "postgres"},
             owners=OWNERS,
+            automation_condition=hourly_after_inputs(),
             description=(
                 "How good each facility's forecast is (`marts.fct_load_forecast_backtest`): every run "
                 "holds out the last 7 days, fits on the weeks before and scores the held-out hours "

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
+from orchestration.conditions import fill_missing
 from orchestration.partitions import daily_partitions
 from resources.feed_tables import replace_window, window_metadata
 from resources.postgres import PostgresResource
@@ -29,6 +30,7 @@ def price_zones(postgres: PostgresResource) -> dict[str, str]:
     group_name="grid",
     kinds={"python", "postgres"},
     owners=["team:energy-data"],
+    automation_condition=fill_missing(),
 )
 def grid_prices(context: AssetExecutionContext, price_api: PriceApiResource, postgres: PostgresResource) -> MaterializeResult:
     """Grid energy prices for every price zone a facility is in, in currency per MWh

@@ -4,6 +4,7 @@ import json
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
+from orchestration.conditions import fill_missing
 from resources.postgres import PostgresResource
 from resources.sql_files import statements
 from resources.telemetry_api import TelemetryApiResource
@@ -27,6 +28,7 @@ def _upsert(postgres: PostgresResource, entity: str, rows: list[dict], id_column
     group_name="registry",
     kinds={"python", "postgres"},
     owners=["team:energy-data"],
+    automation_condition=fill_missing(),
 )
 def facilities(context: AssetExecutionContext, telemetry_api: TelemetryApiResource, postgres: PostgresResource) -> MaterializeResult:
     """Every facility the head-end knows: name, archetype, timezone, location, contract
@@ -41,6 +43,7 @@ def facilities(context: AssetExecutionContext, telemetry_api: TelemetryApiResour
     group_name="registry",
     kinds={"python", "postgres"},
     owners=["team:energy-data"],
+    automation_condition=fill_missing(),
 )
 def meters(context: AssetExecutionContext, telemetry_api: TelemetryApiResource, postgres: PostgresResource) -> MaterializeResult:
     """Every meter: its facility, energy source and end use, reading interval. Readings

@@ -13,6 +13,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from orchestration.conditions import fill_missing
 from orchestration.partitions import hourly_partitions
 from resources.postgres import PostgresResource
 from resources.readings_loader import ReadingRules, load_hour
@@ -47,6 +48,7 @@ def hours(start: datetime, end: datetime) -> list[datetime]:
     group_name="telemetry",
     kinds={"python", "postgres"},
     owners=["team:energy-data"],
+    automation_condition=fill_missing(),
 )
 def meter_readings(
     context: AssetExecutionContext,

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
+from orchestration.conditions import fill_missing
 from orchestration.partitions import daily_partitions
 from resources.feed_tables import replace_window, window_metadata
 from resources.postgres import PostgresResource
@@ -36,6 +37,7 @@ def facility_locations(postgres: PostgresResource) -> tuple[dict[tuple[float, fl
     group_name="weather",
     kinds={"python", "postgres"},
     owners=["team:energy-data"],
+    automation_condition=fill_missing(),
 )
 def weather_hourly(context: AssetExecutionContext, weather_api: WeatherApiResource, postgres: PostgresResource) -> MaterializeResult:
     """Hourly weather at each facility (temperature °C, relative humidity %, cloud cover %,

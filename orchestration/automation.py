@@ -2,18 +2,30 @@
 
 Each tick asks for the partitions a source is still filling: the open telemetry hour
 every five minutes (and, early in an hour, the hour just closed, so readings the
-head-end delivered late complete it), today's weather, prices and carbon every hour
-(and yesterday's early in a day, turning its estimates into final values), and the
-registry once a day. A run key per partition and tick keeps a daemon restart from
+head-end delivered late complete it), today's real-time prices every five minutes,
+today's weather and carbon every hour (and yesterday's early in a day, turning its
+estimates into final values), and the registry once a day. Downstream assets follow
+by their automation conditions (orchestration/conditions.py). A run key per partition and tick keeps a daemon restart from
 launching a tick twice.
 """
 
 from datetime import datetime, timedelta
 
-from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    schedule,
+)
 
-from orchestration.jobs import grid_and_weather_job, registry_job, telemetry_job
-from orchestration.runs import HOURLY_KEY_FORMAT
+from orchestration.jobs import (
+    incremental_marts_job,
+    prices_job,
+    registry_job,
+    telemetry_job,
+    weather_and_carbon_job,
+)
+from orchestration.runs import HOURLY_KEY_FORMAT, hourly_range_tags
 
 # Readings can arrive minutes after their interval: the hour just closed is reloaded
 # while the next is this young.
@@ -58,19 +70,31 @@ def _partition_requests(keys: list[str], tick: datetime) -> list[RunRequest]:
 def open_hour_telemetry(context: ScheduleEvaluationContext):
     """Every 5 minutes: reload the open telemetry hour (and the hour just closed, for 15
     minutes), so raw.meter_readings trails the meters by minutes. The marts are not
-    rebuilt here (incremental_marts_job)."""
+    rebuilt here: their automation condition follows the reload."""
     return _partition_requests(open_hours(_tick(context)), _tick(context))
 
 
 @schedule(
-    job=grid_and_weather_job,
+    job=prices_job,
+    cron_schedule="1-59/5 * * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+def five_minute_prices(context: ScheduleEvaluationContext):
+    """Every 5 minutes (at :01, :06, …, a minute after the price interval closes): reload
+    today's real-time prices, and yesterday's for the first two hours of the day."""
+    return _partition_requests(open_days(_tick(context)), _tick(context))
+
+
+@schedule(
+    job=weather_and_carbon_job,
     cron_schedule="7 * * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.RUNNING,
 )
-def hourly_grid_and_weather(context: ScheduleEvaluationContext):
+def hourly_weather_and_carbon(context: ScheduleEvaluationContext):
     """Every hour at :07: reload today's weather (observations so far and the next 48 h
-    of forecast), prices and carbon intensity, and yesterday's for the first two hours."""
+    of forecast) and carbon intensity, and yesterday's for the first two hours."""
     return _partition_requests(open_days(_tick(context)), _tick(context))
 
 
@@ -86,4 +110,39 @@ def daily_registry(context: ScheduleEvaluationContext):
     return RunRequest(run_key=f"registry@{_tick(context):%Y-%m-%d}")
 
 
-SOURCE_SCHEDULES = [open_hour_telemetry, hourly_grid_and_weather, daily_registry]
+@schedule(
+    job=incremental_marts_job,
+    cron_schedule="20 * * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+def hourly_marts_settlement(context: ScheduleEvaluationContext):
+    """Every hour at :20: rebuild the marts of the hour just closed, now that the readings
+    delivered late (reloaded until :15) are in. The open hour's marts follow each reload
+    by their automation condition; this is the closed hour's last rebuild."""
+    closed = _tick(context).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    return RunRequest(run_key=f"settle-hour@{closed:{HOURLY_KEY_FORMAT}}", partition_key=f"{closed:{HOURLY_KEY_FORMAT}}")
+
+
+@schedule(
+    job=incremental_marts_job,
+    cron_schedule="30 2 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+)
+def daily_marts_settlement(context: ScheduleEvaluationContext):
+    """Every day at 02:30 UTC: rebuild yesterday's marts in one run, now that its prices
+    and carbon intensity are final (their sources are reloaded until 02:00), so costs and
+    emissions are billed at the settled values rather than the estimates."""
+    day = _tick(context).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    return RunRequest(run_key=f"settle-day@{day:%Y-%m-%d}", tags=hourly_range_tags(day, day + timedelta(days=1)))
+
+
+SCHEDULES = [
+    open_hour_telemetry,
+    five_minute_prices,
+    hourly_weather_and_carbon,
+    daily_registry,
+    hourly_marts_settlement,
+    daily_marts_settlement,
+]

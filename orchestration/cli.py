@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import click
 
@@ -105,6 +106,24 @@ def prepare() -> None:
         os.environ.update(Database(url=settings.database_url).dbt_env())
 
     click.echo(f"dbt manifest: {prepare_manifest(force=True)}")
+
+
+@main.command()
+@click.option("--url", default=None, help="The Dagster UI to photograph (default: this machine's WATTLINE_UI_PORT on loopback).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/tour"), show_default=True)
+def tour(url: str | None, out_dir: Path) -> None:
+    """Screenshot the running Dagster UI (catalog, lineage, an asset, automation, runs) in
+    headless Chromium: the README's tour. Start `wattline demo` or `wattline up` first."""
+    from orchestration.tour import PAGES, TourError, take_screenshots
+
+    settings = _settings()
+    url = url or f"http://{settings.ui_host}:{settings.ui_port}"
+    try:
+        saved = take_screenshots(url, out_dir, compact=True)
+    except TourError as exc:
+        raise click.ClickException(str(exc)) from None
+    for page, path in zip(PAGES, saved, strict=True):
+        click.echo(f"{path}  {page.caption}")
 
 
 @main.command("backfill")

@@ -5,7 +5,9 @@ from dagster import Definitions
 from assets import carbon, dbt_models, demand_response, dr_dispatch, forecasting, prices, registry, telemetry, weather
 from assets.source_checks import SOURCE_CHECKS
 from orchestration import jobs, retention
-from orchestration.automation import SOURCE_SCHEDULES
+from orchestration.automation import SCHEDULES
+from orchestration.conditions import wattline_automation
+from orchestration.freshness import with_freshness_policies
 from resources.bms import BmsResource
 from resources.carbon_api import CarbonApiResource
 from resources.dbt import dbt_cli
@@ -20,7 +22,7 @@ from sensors.notifications import notifications_sensor
 from sensors.run_alerts import run_failure_alerts, run_success_resolves_alerts
 
 defs = Definitions(
-    assets=[
+    assets=with_freshness_policies([
         registry.facilities,
         registry.meters,
         telemetry.meter_readings,
@@ -35,14 +37,24 @@ defs = Definitions(
         demand_response.dr_baseline,
         demand_response.dr_reduction_plan,
         dr_dispatch.dr_dispatch,
-    ],
+    ]),
     asset_checks=SOURCE_CHECKS,
-    schedules=[*SOURCE_SCHEDULES, retention.daily_retention],
-    sensors=[dr_events_sensor, dr_lifecycle_sensor, alert_conditions_sensor, run_failure_alerts, run_success_resolves_alerts, notifications_sensor],
+    schedules=[*SCHEDULES, retention.daily_retention],
+    sensors=[
+        wattline_automation,
+        dr_events_sensor,
+        dr_lifecycle_sensor,
+        alert_conditions_sensor,
+        run_failure_alerts,
+        run_success_resolves_alerts,
+        notifications_sensor,
+    ],
     jobs=[
         jobs.registry_job,
         jobs.telemetry_job,
         jobs.grid_and_weather_job,
+        jobs.weather_and_carbon_job,
+        jobs.prices_job,
         jobs.incremental_marts_job,
         jobs.unpartitioned_models_job,
         jobs.load_forecast_job,

@@ -25,6 +25,18 @@ grid_and_weather_job = define_asset_job(
     description="Load weather, grid prices and grid carbon intensity for a range of days.",
 )
 
+weather_and_carbon_job = define_asset_job(
+    "weather_and_carbon_job",
+    selection=AssetSelection.groups("weather") | AssetSelection.assets(["raw", "grid_carbon_intensity"]),
+    description="Load weather and grid carbon intensity for a day (the hourly schedule's job).",
+)
+
+prices_job = define_asset_job(
+    "prices_job",
+    selection=AssetSelection.assets(["raw", "grid_prices"]),
+    description="Load a day's grid prices (the five-minute schedule's job: real-time prices come every 5 minutes).",
+)
+
 incremental_marts_job = define_asset_job(
     "incremental_marts_job",
     selection=AssetSelection.assets(dbt_incremental_models, dbt_derived_models),

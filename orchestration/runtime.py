@@ -109,13 +109,20 @@ def write_dagster_yaml(dagster_home: Path, storage: Database) -> Path:
         "  module: dagster._core.run_coordinator\n"
         "  class: QueuedRunCoordinator\n"
         "  config:\n"
-        # Two cores: more concurrent runs only queue on the CPU and the database.
-        "    max_concurrent_runs: 4\n"
         # A DR plan run waits for the next dequeue: every second, not Dagster's 5 s, and
         # runs dequeued together launch side by side rather than one after the other.
         "    dequeue_interval_seconds: 1\n"
         "    dequeue_use_threads: true\n"
         "    dequeue_num_workers: 4\n"
+        "concurrency:\n"
+        "  runs:\n"
+        # Two cores: more concurrent runs only queue on the CPU and the database.
+        "    max_concurrent_runs: 4\n"
+        "  pools:\n"
+        # One run at a time per pool: two dbt builds of the same tables (the automation,
+        # a settlement, a backfill) would collide on dbt's temporary relations.
+        "    default_limit: 1\n"
+        "    granularity: run\n"
         "run_monitoring:\n"
         "  enabled: true\n"
         "telemetry:\n"

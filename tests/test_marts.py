@@ -2,14 +2,17 @@
 that equal a full refresh, every column documented, the docs site builds, and the
 hand-checked dbt unit tests pass."""
 
+import base64
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from dagster import materialize
+from dagster import DagsterInstance, materialize
 
+from assets.budget_burndown import BURN_DOWN, PLOTTED_HOUR
 from assets.carbon import grid_carbon_intensity
 from assets.dbt_models import dbt_derived_models, dbt_incremental_models, dbt_models
 from assets.prices import grid_prices
@@ -94,13 +97,27 @@ def same_rows(left: list[tuple], right: list[tuple]) -> bool:
 
 def test_partition_runs_equal_a_full_refresh(engine, world):
     hour = lambda h: DAY + timedelta(hours=h)
-    # A backfill of two hours, then single hours, then one hour again: the runs an
-    # operator and the schedules make.
-    for start, end in [(6, 8), (8, 9), (9, 12), (7, 8)]:
-        result = materialize(
-            [dbt_incremental_models, dbt_derived_models], resources=world, tags=hourly_range_tags(hour(start), hour(end))
-        )
-        assert result.success
+    # A backfill of two hours, the hours after it, then one of the first hours again (as
+    # the settlement schedule does); the whole-table marts after the last run, as the
+    # automation builds them.
+    burn_downs = []
+    with DagsterInstance.ephemeral() as instance:
+        for start, end, derived in [(6, 8, False), (8, 12, True), (7, 8, True)]:
+            assets = [dbt_incremental_models, dbt_derived_models] if derived else [dbt_incremental_models]
+            result = materialize(assets, resources=world, instance=instance, tags=hourly_range_tags(hour(start), hour(end)))
+            assert result.success
+            if derived:
+                (event,) = [m for m in result.asset_materializations_for_node("dbt_derived_models") if m.asset_key == BURN_DOWN]
+                burn_downs.append(event.metadata)
+    # The burn-down plot, drawn once an hour: the second rebuild in the same hour points at the first.
+    first, second = burn_downs
+    png = base64.b64decode(re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", first["burn_down"].value).group(1))
+    assert png.startswith(b"\x89PNG") and len(png) > 2_000
+    if PLOTTED_HOUR in second:
+        # The clock passed the hour between the two runs: drawn again.
+        assert second[PLOTTED_HOUR].value != first[PLOTTED_HOUR].value
+    else:
+        assert second["burn_down"].value == f"Plotted at {first[PLOTTED_HOUR].value}: see that materialisation."
     incremental = snapshot(engine)
     assert len(incremental["marts.fct_load_15min"]) == FACILITIES * 6 * 4
     assert len(incremental["marts.fct_load_hourly"]) == FACILITIES * 6

@@ -14,10 +14,7 @@
     )
 }}
 
-{%- set basis = var('carbon_budget_basis') -%}
-{%- if basis not in ['location', 'market'] -%}
-    {{ exceptions.raise_compiler_error("var carbon_budget_basis must be 'location' or 'market', not '" ~ basis ~ "'") }}
-{%- endif %}
+{%- set basis = carbon_budget_basis() %}
 
 with budgets as (
 

@@ -1,0 +1,81 @@
+{#-
+    The burn-down of each carbon budget: emissions per facility-local day of the period
+    and their running total against the budget, on the same basis as
+    fct_carbon_budget_status. Days without emissions data have no row.
+-#}
+{{
+    config(
+        indexes=[
+            {'columns': ['budget_id', 'day'], 'unique': True},
+        ],
+    )
+}}
+
+{%- set basis = carbon_budget_basis() %}
+
+with budgets as (
+
+    select budget_id, facility_id, period_start, period_end, budget_kg_co2e
+    from {{ ref('fct_carbon_budget_status') }}
+
+),
+
+facilities as (
+
+    select facility_id, timezone from {{ ref('stg_facilities') }}
+
+),
+
+periods as (
+
+    select
+        budgets.*,
+        coalesce(facilities.timezone, 'UTC') as timezone,
+        (budgets.period_start::timestamp at time zone coalesce(facilities.timezone, 'UTC')) as period_start_at,
+        ((budgets.period_end + 1)::timestamp at time zone coalesce(facilities.timezone, 'UTC')) as period_end_at
+
+    from budgets
+    left join facilities
+        on budgets.facility_id = facilities.facility_id
+
+),
+
+days as (
+
+    select
+        periods.budget_id,
+        periods.facility_id,
+        (emissions.hour_start at time zone periods.timezone)::date as day,
+        sum(emissions.{{ basis }}_kg_co2e) as kg_co2e
+
+    from periods
+    inner join {{ ref('fct_emissions_hourly') }} as emissions
+        on periods.facility_id = emissions.facility_id
+        and emissions.hour_start >= periods.period_start_at
+        and emissions.hour_start < periods.period_end_at
+    group by periods.budget_id, periods.facility_id, (emissions.hour_start at time zone periods.timezone)::date
+
+),
+
+final as (
+
+    select
+        days.budget_id,
+        days.facility_id,
+        days.day,
+        days.kg_co2e,
+        sum(days.kg_co2e) over (partition by days.budget_id order by days.day) as cumulative_kg_co2e,
+        periods.budget_kg_co2e,
+        periods.period_start,
+        periods.period_end
+
+    from days
+    inner join periods
+        on days.budget_id = periods.budget_id
+
+)
+
+select
+    *,
+    100.0 * cumulative_kg_co2e / nullif(budget_kg_co2e, 0) as cumulative_pct_used
+from final
