@@ -45,7 +45,10 @@ def with_burn_down(event, context: AssetExecutionContext, postgres: PostgresReso
     last = context.instance.get_latest_materialization_event(BURN_DOWN)
     last_hour = last.asset_materialization.metadata.get(PLOTTED_HOUR) if last and last.asset_materialization else None
     if last_hour is not None and last_hour.value == hour:
-        return event.with_metadata({**event.metadata, "burn_down": MetadataValue.md(f"Plotted at {hour}: see that materialisation.")})
+        # The hour travels on, so the next materialisation of this hour skips too.
+        return event.with_metadata(
+            {**event.metadata, "burn_down": MetadataValue.md(f"Plotted at {hour}: see that materialisation."), PLOTTED_HOUR: hour}
+        )
     return event.with_metadata({**event.metadata, "burn_down": MetadataValue.md(burn_down_markdown(postgres)), PLOTTED_HOUR: hour})
 
 

@@ -40,7 +40,7 @@ BIG_RAW_GB = 1_000
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--meters", type=int, default=2000)
+    parser.add_argument("--meters", type=int, default=5000)
     parser.add_argument("--interval-s", type=int, default=60)
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="COPY repeats for the limit")
@@ -58,9 +58,9 @@ def main() -> None:
         filled = fill(database, url, args.days, "sizing")
         engine = sa.create_engine(database.sqlalchemy_url)
         with engine.connect() as conn:
+            # The hour partitions (the leaves under each day): table, key and TOAST.
             raw_bytes = conn.scalar(sa.text(
-                "select sum(pg_total_relation_size(c.oid)) from pg_inherits i join pg_class c on c.oid = i.inhrelid "
-                "where i.inhparent = 'raw.meter_readings'::regclass"
+                "select sum(pg_total_relation_size(relid)) from pg_partition_tree('raw.meter_readings') where isleaf"
             ))
         engine.dispose()
         last_hour = (filled["end"] - timedelta(hours=1), filled["end"])
@@ -79,7 +79,7 @@ def main() -> None:
         "copy_rows_per_s": round(statistics.median(copy_rates)),
         "rollup_rows_per_s": round(readings / seconds["dbt"]),
         "one_hour_of_marts_s": round(seconds["one hour of marts"], 1),
-        "bytes_per_reading": round(raw_bytes / readings, 1),
+        "bytes_per_reading": round(float(raw_bytes) / readings, 1),
         "copy_limit_s": round(copy_seconds, 1),
     }
     figures["ingest_ratio_to_copy"] = round(figures["ingest_rows_per_s"] / figures["copy_rows_per_s"], 2)
@@ -88,6 +88,9 @@ def main() -> None:
     fixed_s = max(0.0, seconds["one hour of marts"] - hour_readings / figures["rollup_rows_per_s"])
     figures["marts_fixed_s_per_hour"] = round(fixed_s, 1)
     figures["projection"] = [project(m, i, figures, fixed_s) for m in FLEETS for i in INTERVALS]
+    # The fleet of 10-second meters at which ingest and rollup take BUSY_SHARE of the hour.
+    per_meter_s = 360 / figures["ingest_rows_per_s"] + 360 / figures["rollup_rows_per_s"]
+    figures["meters_10s_at_busy_share"] = round((BUSY_SHARE * 3600 - fixed_s) / per_meter_s, -3)
 
     print(f"measured: {meters:,} meters × {args.interval_s} s for {args.days} day(s), {readings:,} readings")
     report(
@@ -112,7 +115,11 @@ def main() -> None:
             f"| {row['meters']:,} | {row['interval_s']} s | {row['readings_per_day']:,.0f} | {row['rows_per_s']:,.0f} | "
             f"{row['readings_per_day'] / 24:,.0f} | {row['gb_per_day']:.1f} | {row['node_share']:.0%} | {row['retention_gb']:,.0f} | {row['run_on']} |"
         )
-    print(f"\npartitions: 24 hour partitions under each UTC day: {partitions:,} tables for {RETENTION_DAYS} days at any fleet size")
+    print(
+        f"\none node is {BUSY_SHARE:.0%} busy with ingest and rollup at about {figures['meters_10s_at_busy_share']:,.0f} meters × 10 s "
+        f"({figures['meters_10s_at_busy_share'] * 6:,.0f} × 60 s)"
+    )
+    print(f"partitions: 24 hour partitions under each UTC day: {partitions:,} tables for {RETENTION_DAYS} days at any fleet size")
 
 
 def project(meters: int, interval_s: int, figures: dict, fixed_s: float) -> dict:

@@ -41,15 +41,17 @@ class Page:
     # Text that appears once the page has loaded its data.
     shows: str
     caption: str
+    # A tab to open on the page before the shot.
+    tab: str | None = None
 
 
 PAGES = [
     Page("lineage", "/asset-groups", "telemetry", "Global lineage: every Wattline asset group, from the sources (registry, telemetry, weather, grid) through staging and intermediate to the marts, the forecast and demand response."),
     Page("catalog", "/assets", "intermediate", "The asset catalog: each table with its description, group, latest materialisation and checks."),
-    Page("marts", "/locations/wattline/asset-groups/marts", "fct_load_hourly", "The marts group: each mart's latest event, asset checks, partitions and automation."),
+    Page("marts", "/locations/wattline/asset-groups/marts", "fct_load_hourly", "The marts group: each mart's latest event, asset checks, partitions and automation.", tab="List"),
     Page("telemetry", "/assets/raw/meter_readings", "meter_readings", "An hourly partitioned source: freshness, automation condition and the latest load's metadata."),
     Page("automation", "/automation", "wattline_automation", "Automation: the declarative automation sensor, the source and settlement schedules, the DR and alert sensors."),
-    Page("runs", "/runs", "Runs", "Runs launched by the schedules and the automation, with no manual trigger."),
+    Page("runs", "/runs", "Runs", "Runs: the demo's, then those the schedules, the automation and the DR sensor launch on their own."),
 ]
 
 
@@ -84,18 +86,23 @@ def browser_page() -> Iterator:
 
 
 def open_page(page, url: str, spec: Page, timeout_s: float = 60) -> None:
-    """Go to `spec` and wait until it shows its text and its data requests settle."""
+    """Go to `spec` (and its tab) and wait until it shows its text and its data requests settle."""
     from playwright.sync_api import Error as PlaywrightError
 
+    timeout_ms = timeout_s * 1000
     try:
-        page.goto(f"{url.rstrip('/')}{spec.path}", wait_until="domcontentloaded", timeout=timeout_s * 1000)
-        page.get_by_text(spec.shows, exact=False).first.wait_for(timeout=timeout_s * 1000)
-        page.wait_for_load_state("networkidle", timeout=timeout_s * 1000)
+        page.goto(f"{url.rstrip('/')}{spec.path}", wait_until="domcontentloaded", timeout=timeout_ms)
+        page.wait_for_load_state("networkidle", timeout=timeout_ms)
         # A new browser profile first gets Dagster's newsletter invitation over the page.
         skip = page.get_by_role("button", name="Skip")
         if skip.count() and skip.first.is_visible():
             skip.first.click()
-            page.wait_for_load_state("networkidle", timeout=timeout_s * 1000)
+        if spec.tab:
+            page.get_by_role("tab", name=spec.tab).first.click(timeout=timeout_ms)
+        page.get_by_text(spec.shows, exact=False).first.wait_for(timeout=timeout_ms)
+        page.wait_for_load_state("networkidle", timeout=timeout_ms)
+        # Rows fill in their status after the list appears.
+        page.get_by_text("Loading", exact=False).first.wait_for(state="hidden", timeout=timeout_ms)
     except PlaywrightError as exc:
         raise TourError(f"{spec.path} did not show {spec.shows!r} within {timeout_s:.0f} s ({str(exc).splitlines()[0]})") from None
 

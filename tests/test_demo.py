@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 
 from orchestration import embedded_postgres
-from tests.conftest import create_database, drop_database
 
 pytestmark = pytest.mark.e2e
 
@@ -100,26 +99,3 @@ def test_demo_on_the_embedded_server(tmp_path):
             assert planned >= baselines
     finally:
         embedded_postgres.stop(home)
-
-
-def test_demo_against_a_configured_server_starts_no_embedded_one(tmp_path, pg_server):
-    warehouse = create_database(pg_server, "wattline_demo")
-    storage = create_database(pg_server, "dagster_demo")
-    try:
-        out = run_demo({
-            "WATTLINE_HOME": str(tmp_path / "home"),
-            "WATTLINE_DATABASE_URL": warehouse.url,
-            "WATTLINE_DAGSTER_DATABASE_URL": storage.url,
-        })
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        assert not (tmp_path / "home" / "pgdata").exists()
-        assert '"$WATTLINE_DATABASE_URL"' in out.stdout
-        assert_marts_cover_the_last_day(warehouse, facilities=2)
-        # The runs are in the configured Dagster storage, where the UI will find them.
-        engine = sa.create_engine(storage.sqlalchemy_url)
-        with engine.connect() as conn:
-            assert conn.scalar(sa.text("select count(*) from runs where status = 'SUCCESS'")) >= 3
-        engine.dispose()
-    finally:
-        drop_database(pg_server, warehouse)
-        drop_database(pg_server, storage)

@@ -13,30 +13,9 @@
 
 {%- set basis = carbon_budget_basis() %}
 
-with budgets as (
+with periods as (
 
-    select budget_id, facility_id, period_start, period_end, budget_kg_co2e
-    from {{ ref('fct_carbon_budget_status') }}
-
-),
-
-facilities as (
-
-    select facility_id, timezone from {{ ref('stg_facilities') }}
-
-),
-
-periods as (
-
-    select
-        budgets.*,
-        coalesce(facilities.timezone, 'UTC') as timezone,
-        (budgets.period_start::timestamp at time zone coalesce(facilities.timezone, 'UTC')) as period_start_at,
-        ((budgets.period_end + 1)::timestamp at time zone coalesce(facilities.timezone, 'UTC')) as period_end_at
-
-    from budgets
-    left join facilities
-        on budgets.facility_id = facilities.facility_id
+    select * from {{ ref('int_carbon_budget_periods') }}
 
 ),
 

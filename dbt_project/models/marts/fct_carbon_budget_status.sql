@@ -16,15 +16,9 @@
 
 {%- set basis = carbon_budget_basis() %}
 
-with budgets as (
+with periods as (
 
-    select * from {{ ref('carbon_budgets') }}
-
-),
-
-facilities as (
-
-    select facility_id, timezone from {{ ref('stg_facilities') }}
+    select * from {{ ref('int_carbon_budget_periods') }}
 
 ),
 
@@ -38,20 +32,6 @@ hourly_emissions as (
 
     from {{ ref('fct_emissions_hourly') }}
     group by facility_id, hour_start, hour_end
-
-),
-
-periods as (
-
-    select
-        budgets.*,
-        coalesce(facilities.timezone, 'UTC') as timezone,
-        (budgets.period_start::timestamp at time zone coalesce(facilities.timezone, 'UTC')) as period_start_at,
-        ((budgets.period_end + 1)::timestamp at time zone coalesce(facilities.timezone, 'UTC')) as period_end_at
-
-    from budgets
-    left join facilities
-        on budgets.facility_id = facilities.facility_id
 
 ),
 
