@@ -78,7 +78,7 @@ class WattlineDbtTranslator(DagsterDbtTranslator):
         spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
         if spec is None or spec.description:
             return spec
-        return replace(spec, description=test_description(manifest["nodes"][unique_id]))
+        return replace(spec, description=check_description(manifest["nodes"][unique_id]))
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> AssetSpec:
         """An incremental model also lists the sources it reads through views as inputs:
@@ -95,7 +95,7 @@ class WattlineDbtTranslator(DagsterDbtTranslator):
         return spec.replace_attributes(deps=[*spec.deps, *extra]) if extra else spec
 
 
-def test_description(test: Mapping[str, Any]) -> str:
+def check_description(test: Mapping[str, Any]) -> str:
     """What makes a dbt generic test fail, in the words an operator reads in the UI."""
     metadata = test.get("test_metadata") or {}
     kwargs = metadata.get("kwargs", {})

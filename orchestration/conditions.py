@@ -10,8 +10,6 @@ Heavy runs never stack: no condition requests an asset while it, or one of its i
 is being written.
 """
 
-from datetime import timedelta
-
 from dagster import (
     AssetSelection,
     AutomationCondition,
@@ -50,30 +48,20 @@ def _pending(trigger: AutomationCondition) -> AutomationCondition:
     return trigger.since(AC.newly_requested())
 
 
-def _when(
-    trigger: AutomationCondition | None,
-    label: str,
-    window: timedelta | None = None,
-    partitioned_inputs: AssetSelection | None = None,
-    fill: bool = True,
-) -> AutomationCondition:
-    """Request once `trigger` fired since the last request (or, with `fill`, while
-    unfilled), as soon as no input is missing (`partitioned_inputs` aside) and neither the
-    asset nor an input is being written."""
-    if trigger is None:
-        wanted = _unfilled()
-    else:
-        wanted = _pending(trigger) | _unfilled() if fill else _pending(trigger)
+def _idle() -> AutomationCondition:
+    """Neither the asset nor any of its inputs is being written."""
+    return ~AC.any_deps_in_progress() & ~AC.in_progress()
+
+
+def _when(trigger: AutomationCondition | None, label: str, partitioned_inputs: AssetSelection | None = None) -> AutomationCondition:
+    """In the latest time window, request once `trigger` fired since the last request (or
+    while unfilled), as soon as no input is missing (`partitioned_inputs` aside) and all
+    is idle."""
+    wanted = _unfilled() if trigger is None else _pending(trigger) | _unfilled()
     inputs_missing = AC.any_deps_missing()
     if partitioned_inputs is not None:
         inputs_missing = inputs_missing.ignore(partitioned_inputs)
-    return (
-        AC.in_latest_time_window(window)
-        & wanted
-        & ~inputs_missing
-        & ~AC.any_deps_in_progress()
-        & ~AC.in_progress()
-    ).with_label(label)
+    return (AC.in_latest_time_window() & wanted & ~inputs_missing & _idle()).with_label(label)
 
 
 def fill_missing() -> AutomationCondition:
@@ -98,8 +86,7 @@ def after_inputs(incremental: AssetSelection) -> AutomationCondition:
         _pending(updated)
         & AC.all_deps_match(~AC.missing()).allow(incremental)
         & ~AC.any_deps_missing().ignore(PARTITIONED_SOURCES | incremental)
-        & ~AC.any_deps_in_progress()
-        & ~AC.in_progress()
+        & _idle()
     ).with_label("after_inputs")
 
 
@@ -111,12 +98,7 @@ def after_slow_inputs() -> AutomationCondition:
 
 def hourly_after_inputs(cron: str = FORECAST_CRON) -> AutomationCondition:
     """Once per `cron` tick, as soon as its inputs are idle."""
-    return (
-        _pending(AC.cron_tick_passed(cron, "UTC"))
-        & ~AC.any_deps_missing()
-        & ~AC.any_deps_in_progress()
-        & ~AC.in_progress()
-    ).with_label(f"hourly_after_inputs({cron})")
+    return (_pending(AC.cron_tick_passed(cron, "UTC")) & ~AC.any_deps_missing() & _idle()).with_label(f"hourly_after_inputs({cron})")
 
 
 wattline_automation = AutomationConditionSensorDefinition(

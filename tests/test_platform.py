@@ -239,7 +239,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 def test_the_dagster_ui_in_headless_chromium_shows_the_wattline_groups(platform, tmp_path):
     if find_chromium() is None:
-        pytest.skip("Debian's chromium is not installed (make install installs it where it can: as root or with sudo)")
+        pytest.skip("Debian's chromium is not installed (make test installs it where it can: as root or with sudo)")
     lineage = Page("lineage", "/asset-groups", "telemetry", "")
     with browser_page() as page:
         open_page(page, platform.url, lineage)
