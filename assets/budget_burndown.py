@@ -13,27 +13,12 @@ from dagster import AssetExecutionContext, AssetKey, MetadataValue, Output
 
 from assets.plots import figure, markdown_image, palette_png
 from resources.postgres import PostgresResource
+from resources.sql_files import statements
 
 BURN_DOWN = AssetKey(["marts", "fct_carbon_budget_daily"])
 PLOTTED_HOUR = "burn_down_plotted_hour"
 MAX_BUDGETS = 6
-# fct_carbon_budget_status's thresholds (dbt vars budget_warning_pct, budget_critical_pct).
-THRESHOLDS = ((80, "warning"), (95, "critical"))
-
-LATEST_PERIODS = """
-select budget_id, facility_id, period_start, period_end, budget_kg_co2e, used_kg_co2e, as_of, projected_end_kg_co2e
-from marts.fct_carbon_budget_status
-where period_start <= current_date
-order by projected_pct_used desc nulls last, budget_id
-limit %(limit)s
-"""
-
-DAYS = """
-select budget_id, day, cumulative_kg_co2e
-from marts.fct_carbon_budget_daily
-where budget_id = any(%(budget_ids)s)
-order by budget_id, day
-"""
+SQL = "burn_down.sql"
 
 
 def with_burn_down(event, context: AssetExecutionContext, postgres: PostgresResource):
@@ -54,9 +39,10 @@ def with_burn_down(event, context: AssetExecutionContext, postgres: PostgresReso
 
 def burn_down_markdown(postgres: PostgresResource, limit: int = MAX_BUDGETS) -> str:
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        cur.execute(LATEST_PERIODS, {"limit": limit})
+        sql = statements(SQL)
+        cur.execute(sql["latest_periods"], {"limit": limit})
         budgets = cur.fetchall()
-        cur.execute(DAYS, {"budget_ids": [b[0] for b in budgets]})
+        cur.execute(sql["days"], {"budget_ids": [b[0] for b in budgets]})
         days = cur.fetchall()
     if not budgets:
         return "No carbon budget period has started (seed `carbon_budgets`)."
@@ -70,11 +56,12 @@ def _plot(budgets, series):
     columns = min(3, len(budgets))
     rows = -(-len(budgets) // columns)
     fig = figure(width=4.2 * columns, height=2.6 * rows)
-    for index, (budget_id, facility_id, start, end, budget, used, as_of, projected) in enumerate(budgets, start=1):
+    for index, (budget_id, facility_id, start, end, budget, used, as_of, projected, warning, critical) in enumerate(budgets, start=1):
         ax = fig.add_subplot(rows, columns, index)
         budget = float(budget)
         points = series.get(budget_id, [])
-        for pct, label in THRESHOLDS:
+        # The status mart's own thresholds (dbt vars), so the lines match its status.
+        for pct, label in ((float(warning), "warning"), (float(critical), "critical")):
             ax.axhline(budget * pct / 100, color="#bbbbbb", linewidth=0.8, linestyle=":")
             ax.text(start, budget * pct / 100, f" {label}", fontsize=6, color="#888888", va="bottom")
         ax.axhline(budget, color="#c0392b", linewidth=1.2, label="budget")

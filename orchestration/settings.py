@@ -119,6 +119,10 @@ class WattlineSettings(BaseSettings):
     ui_host: str = "127.0.0.1"
     ui_port: int = Field(default=3000, ge=1, le=65535)
     webhook_port: int = Field(default=8787, ge=1, le=65535)
+    chromium: str | None = Field(
+        default=None,
+        description="The Chromium binary `wattline tour` and the browser test drive; unset = `chromium` on PATH.",
+    )
     webhook_secret: SecretStr | None = Field(
         default=None,
         description=(

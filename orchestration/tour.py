@@ -7,7 +7,6 @@ it, and never downloads a browser of its own.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,7 +56,9 @@ PAGES = [
 
 def find_chromium() -> str | None:
     """The system Chromium: `WATTLINE_CHROMIUM`, else `chromium` on PATH."""
-    configured = os.environ.get("WATTLINE_CHROMIUM")
+    from orchestration.settings import get_settings
+
+    configured = get_settings().chromium
     if configured:
         return configured if Path(configured).exists() else None
     return shutil.which("chromium") or shutil.which("chromium-browser")

@@ -216,7 +216,11 @@ def test_graphql_lists_the_assets_checks_and_running_schedules_and_sensors(platf
     automated = {key for key, node in nodes.items() if node["automationCondition"]}
     assert {"raw/meter_readings", "marts/fct_load_hourly", "marts/fct_carbon_budget_status", "marts/fct_load_forecast"} <= automated
     checks = {c["name"]: c["description"] for n in nodes.values() for c in (n["assetChecksOrError"] or {}).get("checks", [])}
-    assert "readings_pass_expectations" in checks or len(checks) >= 10, sorted(checks)
+    # The Great Expectations suites, a dbt test, the forecast's and the DR plan's own checks.
+    assert {
+        "readings_expectations", "weather_expectations", "price_expectations", "carbon_expectations",
+        "not_null_fct_load_hourly_facility_id", "accuracy_within_ashrae_guideline_14", "plan_meets_the_target",
+    } <= set(checks), sorted(checks)
     assert all(checks.values()), [name for name, text in checks.items() if not text]
 
     # Freshness: the telemetry the automation loaded counts as fresh.
@@ -247,7 +251,7 @@ def test_the_dagster_ui_in_headless_chromium_shows_the_wattline_groups(platform,
     missing = [group for group in WATTLINE_GROUPS if group not in shown]
     assert not missing, f"the global lineage does not list the groups {missing}"
 
-    out_dir = Path(os.environ.get("WATTLINE_TOUR_DIR") or tmp_path)
+    out_dir = Path(os.environ.get("WATTLINE_TEST_TOUR_DIR") or tmp_path)
     shots = take_screenshots(platform.url, out_dir)
     for shot in shots:
         assert _png_size(shot) == (1440, 900) and shot.stat().st_size > 20_000, shot

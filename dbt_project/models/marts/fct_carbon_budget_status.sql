@@ -139,6 +139,8 @@ final as (
             when pct_used >= {{ var('budget_warning_pct') }} then 'warning'
             else 'ok'
         end as status,
+        {{ var('budget_warning_pct') }}::double precision as warning_pct,
+        {{ var('budget_critical_pct') }}::double precision as critical_pct,
         data_from,
         as_of,
         measured_days,
