@@ -12,6 +12,7 @@ downstream of the incremental ones could not run in the same run as them.
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
@@ -40,6 +41,10 @@ from resources.dbt import dbt_project
 from resources.postgres import PostgresResource
 
 INCREMENTAL = "config.materialized:incremental"
+# Unit tests check the models' SQL against fixed rows: the test suite runs them
+# (tests/test_marts.py). In a run they would only cost time, and on a new warehouse fail:
+# dbt reads their inputs' columns from relations a partial build has not made yet.
+BUILD = ["build", "--exclude-resource-type", "unit_test"]
 # The concurrency pool of every dbt build: the instance lets one run hold it at a time.
 DBT_POOL = "dbt"
 DOWNSTREAM_OF_INCREMENTAL = f"{INCREMENTAL}+"
@@ -140,8 +145,16 @@ def sources_through_views(manifest: Mapping[str, Any], unique_id: str) -> list[s
 
 
 def partition_window_vars(window: TimeWindow) -> dict[str, str]:
-    """The dbt vars that restrict incremental models to a partition window."""
-    return {"min_ts": window.start.isoformat(), "max_ts": window.end.isoformat()}
+    """The dbt vars that restrict incremental models to a partition window.
+
+    The macros quote them into SQL as timestamptz literals (dbt_project/macros), so only
+    timezone-aware datetimes get here, written by this code in UTC: never a string from
+    a run tag or partition key (Dagster parses those into the window, or refuses them)."""
+    bounds = {"min_ts": window.start, "max_ts": window.end}
+    for name, value in bounds.items():
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise TypeError(f"{name} must be a timezone-aware datetime, got {type(value).__name__} {str(value)[:40]!r}")
+    return {name: value.astimezone(UTC).isoformat() for name, value in bounds.items()}
 
 
 @dbt_assets(
@@ -158,7 +171,7 @@ def dbt_incremental_models(context: AssetExecutionContext, dbt: DbtCliResource, 
     # `postgres` is here for its setup: it resolves the warehouse (starting the embedded
     # server if needed) and exports dbt's connection variables before dbt runs.
     vars_json = json.dumps(partition_window_vars(context.partition_time_window))
-    yield from dbt.cli(["build", "--vars", vars_json], context=context).stream().fetch_row_counts()
+    yield from dbt.cli([*BUILD, "--vars", vars_json], context=context).stream().fetch_row_counts()
 
 
 @dbt_assets(
@@ -170,7 +183,7 @@ def dbt_incremental_models(context: AssetExecutionContext, dbt: DbtCliResource, 
     name="dbt_models",
 )
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource):
-    yield from dbt.cli(["build"], context=context).stream().fetch_row_counts()
+    yield from dbt.cli(BUILD, context=context).stream().fetch_row_counts()
 
 
 @dbt_assets(
@@ -183,5 +196,5 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, postgres: Po
     name="dbt_derived_models",
 )
 def dbt_derived_models(context: AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource):
-    for event in dbt.cli(["build"], context=context).stream().fetch_row_counts():
+    for event in dbt.cli(BUILD, context=context).stream().fetch_row_counts():
         yield with_burn_down(event, context, postgres)

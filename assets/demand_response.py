@@ -20,7 +20,7 @@ from dagster import (
 
 from orchestration.partitions import dr_event_partitions
 from resources.postgres import PostgresResource
-from resources.python_marts import as_json, column_schema, create_tables
+from resources.python_marts import as_json, column_schema
 from resources.sql_files import statements
 
 SQL = "dr_tables.sql"
@@ -48,6 +48,11 @@ DR_ASSET = {
     "kinds": {"python", "postgres"},
     "owners": OWNERS,
 }
+# Plans are built one run at a time (the instance lets a run hold a pool alone): DR runs
+# go first in the queue, and a burst of them would otherwise take every run slot and
+# stall the telemetry loads and marts behind it. A burst already shares runs of 25
+# event versions (sensors/dr_sensor.py), so one at a time still plans a thousand in minutes.
+DR_PLAN_POOL = "dr_plan"
 
 
 @asset(
@@ -60,6 +65,7 @@ DR_ASSET = {
         AssetKey(["marts", "dim_facility"]),
     ],
     **DR_ASSET,
+    pool=DR_PLAN_POOL,
     check_specs=[
         AssetCheckSpec(
             "every_facility_has_a_baseline",
@@ -82,13 +88,52 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
     adjusted CBL elsewhere; `baseline_source` says which. One partition per event
     version; a rerun replaces its rows.
     """
+    # No DDL here: the DR tables come with the warehouse (ensure_warehouse_schema). DDL in
+    # each run took table locks that deadlocked against a concurrent run's writes.
+    sql = statements(SQL)
+    # A burst of events is planned in runs of several event versions (dr_events_sensor).
+    events = [_event_baseline(postgres, sql, key) for key in context.partition_keys]
+    missing = [problem for event in events for problem in event["missing"]]
+    for problem in missing:
+        context.log.error(problem)
+    metadata = {
+        "dagster/row_count": sum(event["rows"] for event in events),
+        "dagster/column_schema": events[-1]["schema"],
+        "facilities_without_baseline": len(missing),
+    }
+    if len(events) == 1:
+        [event] = events
+        metadata.update({
+            "event_id": event["event_id"],
+            "version": event["version"],
+            "event_start": MetadataValue.timestamp(event["start"]),
+            "event_end": MetadataValue.timestamp(event["end"]),
+            "facilities": event["facilities"],
+        })
+    else:
+        metadata.update({"events": len(events), "facilities": sum(event["facilities"] for event in events)})
+    metadata["baselines"] = MetadataValue.md(
+        "| event version | facility | intervals from the forecast | CBL days | day-of ratio | note |\n"
+        "| --- | --- | ---: | ---: | ---: | --- |\n"
+        + "\n".join(f"| {event['key']} {line}" for event in events for line in event["summary"])
+    )
+    yield MaterializeResult(metadata=metadata)
+    yield AssetCheckResult(
+        check_name="every_facility_has_a_baseline",
+        passed=not missing,
+        severity=AssetCheckSeverity.ERROR,
+        description="Every facility of the event has a baseline for every interval." if not missing else "; ".join(missing[:10]),
+        metadata={"facilities_without_baseline": len(missing)},
+    )
+
+
+def _event_baseline(postgres: PostgresResource, sql: dict[str, str], key: str) -> dict:
+    """Write one event version's baseline; what its materialisation reports."""
     import pandas as pd
 
     from assets.dr_baseline import BaselineRule, customer_baseline
 
-    sql = statements(SQL)
-    create_tables(postgres, sql["create_tables"])
-    event_id, _, version = context.partition_key.partition("@")
+    event_id, _, version = key.partition("@")
     rule = BaselineRule()
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
         event = fetch_event(cur, sql, event_id, version)
@@ -161,7 +206,7 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
             )
         rows += facility_rows
         summary.append(
-            f"| {facility_id} | {sum(r['baseline_source'] == 'forecast' for r in facility_rows)} / {len(slots)} | "
+            f"{facility_id} | {sum(r['baseline_source'] == 'forecast' for r in facility_rows)} / {len(slots)} | "
             f"{'–' if cbl is None else len(cbl.days_used)} | {'–' if cbl is None else f'{cbl.ratio:.3f}'} | "
             f"{(cbl.note if cbl is not None and cbl.note else '')} |"
         )
@@ -169,31 +214,11 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
         cur.execute(sql["replace_baseline"], {"event_id": event_id, "version": version, "rows": as_json(rows)})
         schema = column_schema(cur, "marts.fct_dr_baseline")
-    for problem in missing:
-        context.log.error(problem)
-    yield MaterializeResult(
-        metadata={
-            "dagster/row_count": len(rows),
-            "dagster/column_schema": schema,
-            "event_id": event_id,
-            "version": version,
-            "event_start": MetadataValue.timestamp(start),
-            "event_end": MetadataValue.timestamp(end),
-            "facilities": len(facility_ids),
-            "facilities_without_baseline": len(missing),
-            "baselines": MetadataValue.md(
-                "| facility | intervals from the forecast | CBL days | day-of ratio | note |\n| --- | ---: | ---: | ---: | --- |\n"
-                + "\n".join(summary)
-            ),
-        }
-    )
-    yield AssetCheckResult(
-        check_name="every_facility_has_a_baseline",
-        passed=not missing,
-        severity=AssetCheckSeverity.ERROR,
-        description="Every facility of the event has a baseline for every interval." if not missing else "; ".join(missing[:10]),
-        metadata={"facilities_without_baseline": len(missing)},
-    )
+    return {
+        "key": key, "event_id": event_id, "version": version, "start": start, "end": end, "rows": len(rows),
+        "missing": [f"{key}: {problem}" for problem in missing], "summary": summary, "facilities": len(facility_ids),
+        "schema": schema,
+    }
 
 
 PLAN = AssetKey(["marts", "fct_dr_reduction_plan"])
@@ -208,6 +233,7 @@ PLAN = AssetKey(["marts", "fct_dr_reduction_plan"])
         AssetDep(AssetKey(["intermediate", "int_meter_load_15min"]), partition_mapping=AllPartitionMapping()),
     ],
     **DR_ASSET,
+    pool=DR_PLAN_POOL,
     check_specs=[
         AssetCheckSpec(
             "plan_meets_the_target",
@@ -233,12 +259,38 @@ def dr_reduction_plan(context: AssetExecutionContext, postgres: PostgresResource
     (assets/dr_planner.py). Where the catalogue falls short the event is still
     `planned`, with its shortfall in ops.dr_events and a warning check.
     """
+    sql = statements(SQL)
+    events = [_event_plan(postgres, sql, key) for key in context.partition_keys]
+    for event in events:
+        if event["reason"]:
+            context.log.warning(f"DR event {event['event_id']} version {event['version']}: {event['reason']}")
+    totals = {name: round(sum(event[name] for event in events), 2) for name in ("target_kwh", "planned_shed_kwh", "shortfall_kwh")}
+    metadata = {"dagster/row_count": sum(event["rows"] for event in events), "dagster/column_schema": events[-1]["schema"]}
+    if len(events) == 1:
+        [event] = events
+        metadata.update({"event_id": event["event_id"], "version": event["version"], **totals})
+        metadata.update({"facilities": MetadataValue.md(event["table"]), "plots": MetadataValue.md(_plan_plots(event["plans"]))})
+    else:
+        # A batch's plots would fill the event log: each event's plan is in the mart.
+        metadata.update({"events": len(events), **totals})
+        metadata["facilities"] = MetadataValue.md("\n\n".join(f"**{event['key']}**\n\n{event['table']}" for event in events))
+    yield MaterializeResult(metadata=metadata)
+    reasons = [event["reason"] if len(events) == 1 else f"{event['key']}: {event['reason']}" for event in events if event["reason"]]
+    yield AssetCheckResult(
+        check_name="plan_meets_the_target",
+        passed=not reasons,
+        severity=AssetCheckSeverity.WARN,
+        description="The plan meets the target in every interval." if not reasons else "; ".join(reasons)[:2000],
+        metadata={"target_kwh": totals["target_kwh"], "shortfall_kwh": totals["shortfall_kwh"]},
+    )
+
+
+def _event_plan(postgres: PostgresResource, sql: dict[str, str], key: str) -> dict:
+    """Plan one event version and mark it planned in the inbox; what its materialisation reports."""
     from assets.dr_planner import plan_facility
     from assets.dr_targets import facility_intervals, load_actions
 
-    sql = statements(SQL)
-    create_tables(postgres, sql["create_tables"])
-    event_id, _, version = context.partition_key.partition("@")
+    event_id, _, version = key.partition("@")
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
         event = fetch_event(cur, sql, event_id, version)
         facility_ids = list(event["facility_ids"])
@@ -278,28 +330,11 @@ def dr_reduction_plan(context: AssetExecutionContext, postgres: PostgresResource
             "planned_shed_kwh": round(shed_kwh, 3), "shortfall_kwh": round(shortfall_kwh, 3), "reason": reason,
         })
         schema = column_schema(cur, "marts.fct_dr_reduction_plan")
-    if reason:
-        context.log.warning(f"DR event {event_id} version {version}: {reason}")
-    yield MaterializeResult(
-        metadata={
-            "dagster/row_count": len(rows),
-            "dagster/column_schema": schema,
-            "event_id": event_id,
-            "version": version,
-            "target_kwh": round(target_kwh, 2),
-            "planned_shed_kwh": round(shed_kwh, 2),
-            "shortfall_kwh": round(shortfall_kwh, 2),
-            "facilities": MetadataValue.md(_plan_table(plans, actions)),
-            "plots": MetadataValue.md(_plan_plots(plans)),
-        }
-    )
-    yield AssetCheckResult(
-        check_name="plan_meets_the_target",
-        passed=reason is None,
-        severity=AssetCheckSeverity.WARN,
-        description="The plan meets the target in every interval." if reason is None else reason,
-        metadata={"target_kwh": round(target_kwh, 2), "shortfall_kwh": round(shortfall_kwh, 2)},
-    )
+    return {
+        "key": key, "event_id": event_id, "version": version, "rows": len(rows), "schema": schema, "reason": reason,
+        "target_kwh": target_kwh, "planned_shed_kwh": shed_kwh, "shortfall_kwh": shortfall_kwh,
+        "table": _plan_table(plans, actions), "plans": plans,
+    }
 
 
 def fetch_event(cur, sql, event_id: str, version: str) -> dict:

@@ -57,7 +57,9 @@ def customer_baseline(
     event_slots = pd.date_range(start, end, freq=INTERVAL, inclusive="left")
     window_slots = pd.date_range(start - rule.adjustment_start, start - rule.adjustment_end, freq=INTERVAL, inclusive="left")
     load = load_kw.dropna()
-    load.index = pd.DatetimeIndex(load.index).tz_convert("UTC")
+    index = pd.DatetimeIndex(load.index)
+    # A facility with no history at all (a new warehouse) comes as an empty, zone-less index.
+    load.index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
 
     event_day = start.tz_convert(timezone).date()
     weekend = _is_weekend(event_day)

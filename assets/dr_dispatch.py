@@ -14,6 +14,7 @@ from dagster import (
 
 from assets.demand_response import DR_ASSET, PLAN, SQL, fetch_event
 from resources.bms import BmsResource, DispatchError
+from resources.http import safe_url
 from resources.postgres import PostgresResource
 from resources.sql_files import statements
 
@@ -39,6 +40,7 @@ def dr_dispatch(context: AssetExecutionContext, postgres: PostgresResource, bms:
     sql = statements(SQL)
     event_id, _, version = context.partition_key.partition("@")
     url = bms.resolved_url()
+    shown_url = safe_url(url) if url else None  # what rows and metadata may show: no credentials
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
         event = fetch_event(cur, sql, event_id, version)
         cur.execute(sql["latest_version"], {"event_id": event_id})
@@ -76,7 +78,7 @@ def dr_dispatch(context: AssetExecutionContext, postgres: PostgresResource, bms:
         with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
             cur.execute(sql["record_dispatch"], {
                 "dispatch_id": dispatch_id, "event_id": event_id, "version": version, "facility_id": facility_id,
-                "bms_url": url, "commands": len(commands), "shed_kwh": round(shed_kwh, 3), "status": status, "answer": answer,
+                "bms_url": shown_url, "commands": len(commands), "shed_kwh": round(shed_kwh, 3), "status": status, "answer": answer,
             })
         outcomes.append((facility_id, len(commands), shed_kwh, status))
         context.log.info(f"{dispatch_id}: {status}, {len(commands)} commands, {shed_kwh:.1f} kWh to shed")
@@ -96,7 +98,7 @@ def dr_dispatch(context: AssetExecutionContext, postgres: PostgresResource, bms:
         metadata={
             "event_id": event_id,
             "version": version,
-            "bms_url": url or "not configured",
+            "bms_url": shown_url or "not configured",
             "dispatches": MetadataValue.md(
                 "| facility | commands | kWh to shed | status |\n| --- | ---: | ---: | --- |\n"
                 + "\n".join(f"| {f} | {n} | {kwh:.1f} | {s} |" for f, n, kwh, s in outcomes)

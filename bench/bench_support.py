@@ -51,26 +51,31 @@ def fresh_database():
     started_here = not settings.database_url and embedded_postgres.running_url(settings.home) is None
     server = ensure_warehouse(settings)
     database = server.with_name(f"wattline_bench_{secrets.token_hex(4)}")
-    admin = sa.create_engine(server.sqlalchemy_url, isolation_level="AUTOCOMMIT")
+    # Pre-ping: a soak restarts the server, and the drop must not meet a dead connection.
+    admin = sa.create_engine(server.sqlalchemy_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(sa.text(f'create database "{database.name}"'))
     try:
         ensure_warehouse_schema(database)
         yield Database(url=database.url, embedded=server.embedded)
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'drop database if exists "{database.name}" with (force)'))
-        admin.dispose()
-        if started_here:
-            embedded_postgres.stop(settings.home)
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'drop database if exists "{database.name}" with (force)'))
+        finally:
+            # Even when the drop fails, the server this benchmark started must not outlive it.
+            admin.dispose()
+            if started_here:
+                embedded_postgres.stop(settings.home)
 
 
 @contextlib.contextmanager
-def simulator(facilities: int, interval_s: int):
+def simulator(facilities: int, interval_s: int, seed: int = 42, bad_row_rate: float = 0.0):
     """The simulator on a free loopback port, in its own process; yields its URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--port", str(port), "--facilities", str(facilities), "--interval-s", str(interval_s)],
+        [sys.executable, "-m", "simulator", "--port", str(port), "--facilities", str(facilities), "--interval-s", str(interval_s),
+         "--seed", str(seed), "--bad-row-rate", str(bad_row_rate)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"

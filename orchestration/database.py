@@ -8,7 +8,10 @@ part of the platform talks to the same server, including over a Unix socket.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+# Query parameters libpq reads a credential from (`?password=` works as well as `user:password@`).
+SECRET_PARAMS = frozenset({"password", "sslpassword"})
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,25 @@ class Database:
         return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
 
     @property
+    def has_password(self) -> bool:
+        """True when the URL carries a password, in its user part or as `?password=`."""
+        return bool(self.libpq_params()["password"]) or any(
+            key in SECRET_PARAMS and value for key, value in parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
+        )
+
+    @property
     def redacted_url(self) -> str:
-        """The URL with any password masked, for logs and metadata."""
+        """The URL with any password masked (`user:***@`, `?password=***`), for logs,
+        errors and metadata."""
         parts = urlsplit(self.url)
-        if parts.password is None or parts.password == "":
-            return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        netloc = parts.netloc
+        if parts.password:
+            userinfo, _, host = netloc.rpartition("@")
+            netloc = f"{userinfo.partition(':')[0]}:***@{host}"
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(key in SECRET_PARAMS for key, _ in query):
+            masked = urlencode([(key, "***" if key in SECRET_PARAMS else value) for key, value in query], safe="/*", quote_via=quote)
+            parts = parts._replace(query=masked)
         return urlunsplit(parts._replace(netloc=netloc))
 
     def libpq_params(self) -> dict[str, str]:
@@ -59,7 +75,7 @@ class Database:
             "host": unquote(host),
             "port": port,
             "user": unquote(parts.username or "postgres"),
-            "password": unquote(parts.password or ""),
+            "password": unquote(parts.password or "") or query.pop("password", ""),
             "dbname": self.name,
             "sslmode": query.pop("sslmode", "prefer"),
         }

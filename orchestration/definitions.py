@@ -8,6 +8,7 @@ from orchestration import jobs, retention
 from orchestration.automation import SCHEDULES
 from orchestration.conditions import wattline_automation
 from orchestration.freshness import with_freshness_policies
+from orchestration.settings import get_settings
 from resources.bms import BmsResource
 from resources.carbon_api import CarbonApiResource
 from resources.dbt import dbt_cli
@@ -20,6 +21,9 @@ from sensors.dr_lifecycle import dr_lifecycle_sensor
 from sensors.dr_sensor import dr_events_sensor
 from sensors.notifications import notifications_sensor
 from sensors.run_alerts import run_failure_alerts, run_success_resolves_alerts
+
+# Every feed client waits and retries as the operator configured (WATTLINE_HTTP_*).
+_feeds = {"read_timeout_s": get_settings().http_timeout_s, "max_retries": get_settings().http_retries}
 
 defs = Definitions(
     assets=with_freshness_policies([
@@ -64,10 +68,10 @@ defs = Definitions(
     ],
     resources={
         "postgres": PostgresResource(),
-        "telemetry_api": TelemetryApiResource(),
-        "weather_api": WeatherApiResource(),
-        "price_api": PriceApiResource(),
-        "carbon_api": CarbonApiResource(),
+        "telemetry_api": TelemetryApiResource(**_feeds),
+        "weather_api": WeatherApiResource(**_feeds),
+        "price_api": PriceApiResource(**_feeds),
+        "carbon_api": CarbonApiResource(**_feeds),
         "dbt": dbt_cli(),
         "bms": BmsResource(),
     },

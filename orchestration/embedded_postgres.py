@@ -29,6 +29,10 @@ def start(home: Path) -> Database:
     home.mkdir(parents=True, exist_ok=True)
     # cleanup_mode=None: the server outlives this process, other processes share it.
     server = pgserver.get_server(pgdata_dir(home), cleanup_mode=None)
+    if running_url(home) is None:
+        # pgserver keeps one handle per data directory and process, and hands it back
+        # without starting anything: after a stop in this process, start it ourselves.
+        server.ensure_postgres_running()
     return Database(url=server.get_uri("postgres"), embedded=True)
 
 

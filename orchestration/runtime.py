@@ -73,7 +73,8 @@ def ensure_database(server: Database, name: str) -> None:
         with engine.connect() as conn:
             exists = conn.scalar(sa.text("select 1 from pg_database where datname = :n"), {"n": name})
             if not exists:
-                conn.execute(sa.text(f'create database "{name}"'))
+                # An identifier cannot be a bound parameter: quoted by the dialect instead.
+                conn.execute(sa.text(f"create database {conn.dialect.identifier_preparer.quote_identifier(name)}"))
     except sa.exc.OperationalError as exc:
         raise BootstrapError(
             f"cannot reach PostgreSQL at {server.redacted_url}: {exc.orig}".strip()
@@ -88,13 +89,13 @@ def ensure_database(server: Database, name: str) -> None:
 
 
 def write_dagster_yaml(dagster_home: Path, storage: Database) -> Path:
-    """Write the instance config: PostgreSQL storage, queued runs, run monitoring.
+    """Write the instance config: PostgreSQL storage, queued runs, run monitoring and retries.
 
-    A URL with a password is referenced through an environment variable so the
-    secret never lands on disk.
+    A URL with a password (`user:password@` or `?password=`) is referenced through an
+    environment variable so the secret never lands on disk.
     """
     dagster_home.mkdir(parents=True, exist_ok=True)
-    if storage.libpq_params()["password"]:
+    if storage.has_password:
         url_value = f"\n      env: {DAGSTER_STORAGE_ENV}"
     else:
         url_value = f' "{storage.sqlalchemy_url}"'
@@ -120,11 +121,18 @@ def write_dagster_yaml(dagster_home: Path, storage: Database) -> Path:
         "    max_concurrent_runs: 4\n"
         "  pools:\n"
         # One run at a time per pool: two dbt builds of the same tables (the automation,
-        # a settlement, a backfill) would collide on dbt's temporary relations.
+        # a settlement, a backfill) would collide on dbt's temporary relations, and a burst
+        # of DR plans (pool dr_plan, first in the queue) would take every run slot.
         "    default_limit: 1\n"
         "    granularity: run\n"
         "run_monitoring:\n"
         "  enabled: true\n"
+        # A run whose worker died (killed, out of memory) or whose source failed past its
+        # retries is launched again, twice at most: every load replaces its window, so a
+        # retry is safe, and a partition does not wait for its next tick.
+        "run_retries:\n"
+        "  enabled: true\n"
+        "  max_retries: 2\n"
         "telemetry:\n"
         "  enabled: false\n"
     )

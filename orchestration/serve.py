@@ -27,30 +27,37 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+WORKSPACE = str(REPO_ROOT / "workspace.yaml")
+
+
+def webserver_command(settings: WattlineSettings) -> list[str]:
+    """The Dagster webserver on WATTLINE_UI_HOST (loopback unless the operator opens it)."""
+    return [_bin("dagster-webserver"), "-w", WORKSPACE, "-h", settings.ui_host, "-p", str(settings.ui_port)]
+
+
+def daemon_command() -> list[str]:
+    return [_bin("dagster-daemon"), "run", "-w", WORKSPACE]
+
+
+def receiver_command(settings: WattlineSettings) -> list[str]:
+    """The DR webhook receiver (sensors/webhook_app.py) on the UI's host, loopback unless
+    the operator opens it, bounded against slow clients (sensors/webhook_server.py)."""
+    from sensors.webhook_server import uvicorn_options
+
+    return [
+        sys.executable, "-m", "uvicorn", "sensors.webhook_app:create_app", "--factory",
+        "--host", settings.ui_host, "--port", str(settings.webhook_port), *uvicorn_options(),
+    ]
+
+
 def start_dagster(settings: WattlineSettings) -> list[subprocess.Popen]:
-    workspace = str(REPO_ROOT / "workspace.yaml")
-    webserver = subprocess.Popen(
-        [_bin("dagster-webserver"), "-w", workspace, "-h", settings.ui_host, "-p", str(settings.ui_port)],
-        cwd=REPO_ROOT,
-        start_new_session=True,
-    )
-    daemon = subprocess.Popen(
-        [_bin("dagster-daemon"), "run", "-w", workspace], cwd=REPO_ROOT, start_new_session=True
-    )
+    webserver = subprocess.Popen(webserver_command(settings), cwd=REPO_ROOT, start_new_session=True)
+    daemon = subprocess.Popen(daemon_command(), cwd=REPO_ROOT, start_new_session=True)
     return [webserver, daemon]
 
 
 def start_receiver(settings: WattlineSettings) -> subprocess.Popen:
-    """The DR webhook receiver (sensors/webhook_app.py) on the UI's host: loopback unless
-    the operator opens it."""
-    return subprocess.Popen(
-        [
-            sys.executable, "-m", "uvicorn", "sensors.webhook_app:create_app", "--factory",
-            "--host", settings.ui_host, "--port", str(settings.webhook_port),
-        ],
-        cwd=REPO_ROOT,
-        start_new_session=True,
-    )
+    return subprocess.Popen(receiver_command(settings), cwd=REPO_ROOT, start_new_session=True)
 
 
 def wait_for_ui(settings: WattlineSettings, processes: list[subprocess.Popen], timeout_s: float = 180) -> str:

@@ -174,8 +174,12 @@ class WattlineSettings(BaseSettings):
     sim_interval_s: int = Field(default=60, ge=1, le=3600)
     sim_port: int = Field(default=8788, ge=0, le=65535)
 
-    http_timeout_s: float = Field(default=30.0, gt=0)
-    http_retries: int = Field(default=5, ge=0, le=20)
+    http_timeout_s: float = Field(
+        default=60.0, gt=0, le=600, description="Longest silence the feed clients wait for between body chunks, s."
+    )
+    http_retries: int = Field(
+        default=5, ge=0, le=20, description="Retries of a failed feed request (connect, read, 429 and 5xx), with backoff."
+    )
 
     forecast_workers: int = Field(
         default=0, ge=0, le=256, description="Processes the load forecast fits facilities in; 0 = every core available."

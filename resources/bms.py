@@ -7,7 +7,7 @@ import requests
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from resources.http import build_session
+from resources.http import build_session, safe_url, scrubbed_error
 
 
 class DispatchError(RuntimeError):
@@ -44,9 +44,9 @@ class BmsResource(ConfigurableResource):
                     headers={"Idempotency-Key": payload["dispatch_id"]},
                 )
             except requests.RequestException as exc:
-                raise DispatchError(f"POST {url} failed after retries: {exc}") from exc
+                raise DispatchError(f"POST {safe_url(url)} failed after retries: {scrubbed_error(exc, url)}") from None
             if response.status_code not in (200, 201, 202, 204):
-                raise DispatchError(f"POST {url} answered {response.status_code} after retries: {response.text[:300]!r}")
+                raise DispatchError(f"POST {safe_url(url)} answered {response.status_code} after retries: {response.text[:300]!r}")
             try:
                 return response.json() if response.content else {}
             except ValueError:

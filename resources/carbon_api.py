@@ -1,7 +1,9 @@
 """Grid carbon intensity in the Electricity Maps API v3 format."""
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
@@ -10,6 +12,13 @@ from resources.parsing import Parsed, parse_utc
 
 # Electricity Maps serves at most 10 days of hourly history per past-range request.
 PAST_RANGE_MAX = timedelta(days=10)
+
+log = logging.getLogger(__name__)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
 
 
 def _iso(ts: datetime) -> str:
@@ -66,12 +75,24 @@ class CarbonApiResource(SourceApiResource):
         description="Emission factor types to fetch: lifecycle (Electricity Maps' default) and/or direct.",
     )
 
-    def past_range(self, zone: str, start: datetime, end: datetime, factor_type: str) -> Parsed:
-        """Hours starting in [start, end), paged by the API's 10-day limit."""
+    def auth_headers(self) -> dict[str, str] | None:
+        """The `auth-token` header, for WATTLINE_CARBON_API_URL only: a `base_url` set in
+        run config to another server (anyone with Launchpad access can set one) gets no
+        token. A redirect to another host drops it too (resources/http.py)."""
         from orchestration.settings import get_settings
 
-        token = get_settings().carbon_api_token
-        headers = {"auth-token": token.get_secret_value()} if token else None
+        settings = get_settings()
+        token = settings.carbon_api_token
+        if token is None:
+            return None
+        if settings.carbon_api_url is None or _origin(self.resolved_base_url()) != _origin(settings.carbon_api_url):
+            log.warning("WATTLINE_CARBON_API_TOKEN is not sent: the carbon API in use is not WATTLINE_CARBON_API_URL")
+            return None
+        return {"auth-token": token.get_secret_value()}
+
+    def past_range(self, zone: str, start: datetime, end: datetime, factor_type: str) -> Parsed:
+        """Hours starting in [start, end), paged by the API's 10-day limit."""
+        headers = self.auth_headers()
         parsed = Parsed()
         page_start = start
         while page_start < end:

@@ -25,6 +25,15 @@ select inbox_id
 from ops.dr_events
 where event_id = %(event_id)s and version = %(version)s;
 
+-- name: missing_plan_inputs
+-- The models a plan reads: on a new warehouse the automation builds them within minutes,
+-- and until then an event waits in the inbox rather than failing its run.
+select relation
+from unnest(array[
+    'marts.dim_facility', 'marts.fct_load_15min', 'intermediate.int_meter_load_15min', 'staging.curtailment_catalogue'
+]) as relation
+where to_regclass(relation) is null;
+
 -- name: new_events
 -- What the DR sensor has not seen: the inbox after its cursor, in arrival order.
 select inbox_id, event_id, version, status

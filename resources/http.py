@@ -15,7 +15,9 @@ and may fetch the whole body again under the same policy (`retry_policy`).
 from __future__ import annotations
 
 import http.client
+import re
 from typing import ClassVar
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import requests
 import urllib3
@@ -25,6 +27,38 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+# Headers that carry a credential (Electricity Maps' `auth-token`): like Authorization,
+# never forwarded on a redirect to another host.
+CREDENTIAL_HEADERS = ("auth-token", "x-api-key", "api-key")
+# Query parameters whose value is masked wherever a URL is shown (errors, logs, rows).
+_SECRET_PARAM = re.compile(r"token|key|secret|password|passwd|pwd|auth|signature|sig|credential", re.IGNORECASE)
+
+
+def safe_url(url: str) -> str:
+    """`url` as errors, logs and tables may show it: no `user:password@`, and the value
+    of any query parameter named like a credential (token, key, secret, …) masked."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return "<unreadable URL>"
+    if any(_SECRET_PARAM.search(key) for key, _ in query):
+        masked = [(key, "***" if _SECRET_PARAM.search(key) else value) for key, value in query]
+        parts = parts._replace(query=urlencode(masked, safe="/:,*", quote_via=quote))
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class CredentialSession(requests.Session):
+    """A session that drops the credential headers (CREDENTIAL_HEADERS) on a redirect to
+    another host, as requests itself does only for Authorization."""
+
+    def rebuild_auth(self, prepared_request, response):
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in CREDENTIAL_HEADERS:
+                prepared_request.headers.pop(name, None)
+        super().rebuild_auth(prepared_request, response)
 
 
 class SourceError(RuntimeError):
@@ -62,7 +96,7 @@ def build_session(
     *, retries: int, backoff_factor: float, user_agent: str = "wattline", methods: frozenset[str] = frozenset({"GET", "HEAD"}),
 ) -> requests.Session:
     """A session that retries `methods` under the one policy (POST only where it is idempotent)."""
-    session = requests.Session()
+    session = CredentialSession()
     adapter = HTTPAdapter(max_retries=retry_policy(retries, backoff_factor, methods))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -86,12 +120,12 @@ def get_checked(
         try:
             response = session.get(url, params=params, timeout=timeout, stream=True)
         except requests.RequestException as exc:
-            raise SourceError(f"GET {url} failed after retries: {exc}; expected {expected}") from exc
+            raise SourceError(f"GET {safe_url(url)} failed after retries: {scrubbed_error(exc, url)}; expected {expected}") from None
         if response.status_code != 200:
             body = response.raw.read(300, decode_content=True).decode("utf-8", "replace")
             response.close()
             raise SourceError(
-                f"GET {response.url} answered {response.status_code} after retries; "
+                f"GET {safe_url(response.url)} answered {response.status_code} after retries; "
                 f"expected 200 with {expected}. Body starts: {body!r}"
             )
         if stream:
@@ -108,11 +142,22 @@ def get_checked(
             try:
                 body_retry = body_retry.increment(method="GET", url=response.url, error=cause)
             except urllib3.exceptions.MaxRetryError:
-                raise SourceError(f"GET {response.url}: the body broke off, after retries ({exc}); expected {expected}") from exc
+                raise SourceError(f"GET {safe_url(response.url)}: the body broke off, after retries ({exc}); expected {expected}") from exc
             body_retry.sleep()
         except requests.RequestException as exc:  # e.g. a body that does not decode: not transient
             response.close()
-            raise SourceError(f"GET {response.url}: the body could not be read ({exc}); expected {expected}") from exc
+            raise SourceError(f"GET {safe_url(response.url)}: the body could not be read ({exc}); expected {expected}") from exc
+
+
+def scrubbed_error(exc: Exception, url: str) -> str:
+    """A transport error's text without the URL's credentials (urllib3 repeats the URL,
+    or its path and query, in connection errors)."""
+    text = str(exc)
+    parts = urlsplit(url)
+    hidden = [parts.password or ""] + [value for key, value in parse_qsl(parts.query) if _SECRET_PARAM.search(key)]
+    for secret in filter(None, hidden):
+        text = text.replace(secret, "***").replace(quote(secret, safe=""), "***")
+    return text
 
 
 # What a body read can fail with once the headers are in: a cut or a silence.
@@ -128,7 +173,7 @@ class StreamedBody:
     def __init__(self, response: requests.Response, expected: str):
         response.raw.decode_content = True
         self._raw = response.raw
-        self.url = response.url
+        self.url = safe_url(response.url)
         self.expected = expected
         self.received = 0
         self.failure: BodyBrokenError | None = None
@@ -205,6 +250,6 @@ class SourceApiResource(ConfigurableResource):
                 return response.json()
             except ValueError:
                 raise SourceError(
-                    f"GET {response.url} answered a body that is not JSON "
+                    f"GET {safe_url(response.url)} answered a body that is not JSON "
                     f"(starts {response.text[:120]!r}); expected {expected}"
                 ) from None

@@ -7,7 +7,13 @@
 select pg_advisory_xact_lock(hashtext('raw.meter_readings'), hashtext(%(start)s::text));
 
 -- name: new_table
+-- LIKE copies the NOT NULL of ts, meter_id, facility_id and interval_s: COPY would
+-- refuse a row lacking one of them, and with it the whole hour, before the
+-- missing_value rule could quarantine that row. The load table takes them empty;
+-- not_null_and_window puts the constraints back once the rules have run.
 create table {load} (like raw.meter_readings including defaults);
+alter table {load} alter column ts drop not null, alter column meter_id drop not null,
+    alter column facility_id drop not null, alter column interval_s drop not null;
 
 -- name: clear_rejected
 delete from raw.meter_readings_rejected where hour >= %(start)s and hour < %(end)s;
@@ -80,14 +86,23 @@ select reason, count(*) from bad group by reason;
 -- name: clear_verdicts
 truncate _verdicts;
 
+-- name: not_null_and_window
+-- After the rules no row left lacks a value, and ATTACH wants the parent's NOT NULL on
+-- the partition's columns. The check proves it, and that the rows fit the hour (so
+-- ATTACH skips its own scan under the lock): then SET NOT NULL takes the check for
+-- proof and scans nothing, and the key finds meter_id and ts NOT NULL already. One scan
+-- in all, ~0.03 s more than the window alone on 1.8 M rows; SET NOT NULL verifying
+-- itself costs ~0.1 s, even within the check's statement.
+alter table {load} add constraint {check} check (
+    ts >= %(start)s and ts < %(end)s
+    and ts is not null and meter_id is not null and facility_id is not null and interval_s is not null);
+alter table {load} alter column ts set not null, alter column meter_id set not null,
+    alter column facility_id set not null, alter column interval_s set not null;
+
 -- name: unique_index
 -- A primary key, not just a unique index: ATTACH would otherwise build the parent's
 -- key all over again, under the lock.
 alter table {load} add constraint {index} primary key (meter_id, ts);
-
--- name: window_check
--- Proves the rows fit the hour, so ATTACH skips its own scan under the lock.
-alter table {load} add constraint {check} check (ts >= %(start)s and ts < %(end)s);
 
 -- name: count_loaded
 select count(*) from {load};
@@ -98,20 +113,51 @@ alter table {day} attach partition {load} for values from (%(start)s) to (%(end)
 alter table {load} rename to {partition_name};
 
 -- name: stage_lines
--- Slow path, for a delivery with values that do not parse: one text field per line.
+-- Slow path, for a delivery with values that do not parse: one text field per line
+-- (readings_loader._LinesAsCopyText writes them, escaped for COPY's text format).
 create temp table _stage_lines (line bigserial, body text) on commit drop;
 
 -- name: lines_checked
+-- Each line split into its fields the way COPY's CSV format reads them, so a line
+-- loads here exactly when it loads on the fast path: a field may be quoted (or part
+-- of it), "" within quotes is one quote and a comma within quotes is data; an empty
+-- unquoted field is null, a quoted "" the empty string. Lines without a quote or a
+-- carriage return, nearly all of them, take the plain split; lines quoted simply, a
+-- split without the quotes; the rest, a regexp split (~30 µs a line). A line whose
+-- quotes do not close, or with a carriage return outside quotes, has no fields:
+-- malformed_row.
+-- That includes both ends of a quoted field holding a line break: lines are judged one
+-- by one, so a stray quote costs only its own line (the head-end never sends one).
+-- `pieces` keeps such a line's comma-separated pieces for raw.meter_readings_rejected.
 create temp table _lines_checked on commit drop as
 select
     line,
     body,
     fields,
+    case when fields is null then string_to_array(body, ',', '') end as pieces,
     case
-        when body is null or cardinality(fields) <> %(width)s then 'malformed_row'
+        when fields is null or cardinality(fields) <> %(width)s then 'malformed_row'
         when not ({value_checks}) then 'malformed_value'
     end as reason
-from (select line, body, string_to_array(body, ',') as fields from _stage_lines) as split;
+from (
+    select
+        line,
+        body,
+        case
+            when strpos(body, '"') = 0 and strpos(body, chr(13)) = 0 then string_to_array(body, ',', '')
+            -- Quotes only around whole fields, none empty, none holding a comma or a quote:
+            -- drop the quotes and split (a regexp split costs ten times as much).
+            when body ~ '^(?:"[^",]+"|[^,"\r]*)(?:,(?:"[^",]+"|[^,"\r]*))*$' then string_to_array(replace(body, '"', ''), ',', '')
+            when body ~ '^(?:[^,"\r]|"(?:[^"]|"")*")*(?:,(?:[^,"\r]|"(?:[^"]|"")*")*)*$' then array(
+                -- Each field: its quoted parts unquoted, then their "" made ".
+                select case when field[1] <> '' then replace(regexp_replace(field[1], '"((?:[^"]|"")*)"', '\1', 'g'), '""', '"') end
+                from regexp_matches(',' || body, ',((?:[^,"\r]|"(?:[^"]|"")*")*)', 'g') with ordinality as parts(field, n)
+                order by n)
+        end as fields
+    from _stage_lines
+    -- Not pulled up into the query above, which would split each line once per use of `fields`.
+    offset 0
+) as split;
 
 -- name: lines_rejected
 insert into raw.meter_readings_rejected (

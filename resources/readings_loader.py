@@ -10,7 +10,15 @@ afterwards is what keeps the load near raw COPY speed: inserting into the live
 
 A delivery whose values do not even parse (the typed COPY rejects the whole stream) is
 fetched again onto a slow path that stages each line as text, so the malformed lines
-are quarantined one by one and the good lines of the hour still load.
+are quarantined one by one and the good lines of the hour still load. The slow path
+reads each line's fields exactly as COPY's CSV format does (quoted fields, "" within
+quotes, commas within quotes), so a line loads the same on either path, whatever else
+the delivery holds.
+
+Line breaks inside a quoted field are not taken (the head-end CSV has none): lines are
+judged one by one, on both paths (a typed COPY that reads fewer rows than the delivery
+has lines falls back to the slow path), so the lines such a field spans are
+malformed_row, and a stray quote costs its own line only.
 """
 
 import contextlib
@@ -56,7 +64,7 @@ class HourLoad:
     replaced: bool = False
     rejected: dict[str, int] = field(default_factory=dict)
     slow_path: bool = False
-    # Seconds per phase (copy, rules, key, swap): where an hour's load time goes.
+    # Seconds per phase (copy, rules, check, key, swap): where an hour's load time goes.
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -108,7 +116,7 @@ def load_hour(
             phase = time.perf_counter()
             try:
                 result.received = _copy_whole_body(cur, statement, names, open_body, body_retry)
-            except psycopg2.DataError:
+            except (psycopg2.DataError, RecordSpansLines):
                 cur.execute("rollback to savepoint staged")
                 cur.execute(statement("new_table"))
                 result.slow_path = True
@@ -122,6 +130,9 @@ def load_hour(
             cur.execute(statement("judge_rules"), params)
             _move_rejected(cur, statement, params, result)
             phase = _lap(result, "rules", phase)
+            # Every row left has its values: NOT NULL again, proven by the window check (one scan).
+            cur.execute(statement("not_null_and_window"), params)
+            phase = _lap(result, "check", phase)
             cur.execute("savepoint quarantined")
             try:
                 cur.execute(statement("unique_index"))
@@ -132,7 +143,6 @@ def load_hour(
                 _move_rejected(cur, statement, params, result)
                 cur.execute(statement("unique_index"))
             phase = _lap(result, "key", phase)
-            cur.execute(statement("window_check"), params)
             cur.execute(statement("count_loaded"))
             result.loaded = cur.fetchone()[0]
             cur.execute("select to_regclass(%s) is not null", (f"raw.{partition_name(hour)}",))
@@ -156,20 +166,49 @@ def _lap(result: HourLoad, name: str, since: float) -> float:
     return now
 
 
+class RecordSpansLines(Exception):
+    """The typed COPY read fewer rows than the body has lines: a quoted line break made
+    one record of two lines, or a line `\\.` ended the data early (COPY stops there
+    without a word). The slow path judges each line on its own, as it must for the two
+    paths to agree."""
+
+
+class _CountingLines:
+    """A body read through, counting its lines (the last may lack its newline)."""
+
+    def __init__(self, body: BinaryIO):
+        self.body, self.newlines, self.last = body, 0, b"\n"
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.body.read(size)
+        if chunk:
+            self.newlines += chunk.count(b"\n")
+            self.last = chunk[-1:]
+        return chunk
+
+    @property
+    def lines(self) -> int:
+        return self.newlines + (self.last != b"\n")
+
+
 def _copy_whole_body(cur, statement, names: dict, open_body, body_retry: Retry | None) -> int:
     """COPY the delivery into a fresh load table; returns the rows received.
 
     The table is created in this subtransaction, so COPY can FREEZE: rows land already
     frozen, and no later scan or vacuum has to rewrite every page for them. A body that
     breaks off leaves part of the hour in the table: roll back to the savepoint and
-    fetch it whole again, as long as the retry policy allows.
+    fetch it whole again, as long as the retry policy allows. Fewer rows than lines
+    raise RecordSpansLines.
     """
     while True:
         cur.execute(statement("new_table"))
         try:
             with open_body() as body:
                 columns = read_csv_header(body, READING_COLUMNS)
-                cur.copy_expert(_copy(columns, names["load"], freeze=True).as_string(cur), body, size=1 << 20)
+                counted = _CountingLines(body)
+                cur.copy_expert(_copy(columns, names["load"], freeze=True).as_string(cur), counted, size=1 << 20)
+            if cur.rowcount != counted.lines:
+                raise RecordSpansLines(f"COPY read {cur.rowcount} rows from {counted.lines} lines")
             return cur.rowcount
         except BodyBrokenError as exc:
             cur.execute("rollback to savepoint staged")
@@ -195,17 +234,48 @@ def _copy(columns: Sequence[str], table: sql.Identifier, freeze: bool = False) -
     )
 
 
+class _LinesAsCopyText:
+    """The body's lines, each escaped as the one field of a row of COPY's text format:
+    every line lands whole and as delivered, whatever bytes it holds (a quote, a tab, a
+    backslash, a lone carriage return, a `\\.`), less its line ending (LF or CRLF).
+    Streams in chunks: memory stays bounded, and the work is a few bytes.replace."""
+
+    def __init__(self, body: BinaryIO, size: int = 1 << 20):
+        self.body, self.size, self.carry = body, size, b""
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            chunk = self.body.read(self.size)
+            if not chunk:
+                tail, self.carry = self.carry, b""
+                return self._escaped(tail)
+            data = self.carry + chunk
+            # A carriage return last in the chunk may be the first half of a CRLF.
+            data, self.carry = (data[:-1], b"\r") if data.endswith(b"\r") else (data, b"")
+            if data:
+                return self._escaped(data.replace(b"\r\n", b"\n"))
+
+    @staticmethod
+    def _escaped(data: bytes) -> bytes:
+        return data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+
+
 def _stage_line_by_line(cur, q: dict, names: dict, body: BinaryIO, columns: Sequence[str], params: dict) -> tuple[int, dict[str, int]]:
+    """Stage each line as text, split it as COPY's CSV format would (lines_checked),
+    quarantine the lines that do not parse with their reason and line number, and
+    insert the rest, typed, into the load table."""
     cur.execute(q["stage_lines"])
-    # Each line lands whole in one text field: these separators never occur in the CSV.
-    cur.copy_expert("copy _stage_lines (body) from stdin with (format csv, delimiter E'\\x1f', quote E'\\x1e')", body, size=1 << 20)
+    cur.copy_expert("copy _stage_lines (body) from stdin", _LinesAsCopyText(body), size=1 << 20)
     received = cur.rowcount
-    position = {name: sql.SQL("nullif(fields[{}], '')").format(sql.Literal(i + 1)) for i, name in enumerate(columns)}
+    # fields[i] is null for an empty unquoted field, as COPY reads it (a quoted "" is '').
+    position = {name: sql.SQL("fields[{}]").format(sql.Literal(i + 1)) for i, name in enumerate(columns)}
+    # A line that does not split (its quotes do not close) is stored as its pieces.
+    delivered = {name: sql.SQL("coalesce(fields[{0}], pieces[{0}])").format(sql.Literal(i + 1)) for i, name in enumerate(columns)}
     value_checks = sql.SQL(" and ").join(
         sql.SQL("({value} is null or raw.valid_input({value}, {type}))").format(value=position[name], type=sql.Literal(kind))
         for name, kind in TYPES.items()
     )
-    raw_fields = sql.SQL(", ").join(position[name] for name in READING_COLUMNS)
+    raw_fields = sql.SQL(", ").join(delivered[name] for name in READING_COLUMNS)
     typed_fields = sql.SQL(", ").join(
         sql.SQL("{}::{}").format(position[name], sql.SQL(TYPES[name])) if name in TYPES else position[name]
         for name in READING_COLUMNS

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import BinaryIO, ClassVar
 
-from resources.http import SourceApiResource, SourceError, StreamedBody, get_checked
+from resources.http import SourceApiResource, SourceError, StreamedBody, get_checked, safe_url
 
 READING_COLUMNS = (
     "ts",
@@ -47,6 +47,7 @@ class TelemetryApiResource(SourceApiResource):
     def _registry(self, entity: str, required: tuple[str, ...]) -> list[dict]:
         session = self.session()
         url = f"{self.resolved_base_url()}/v1/{entity}"
+        shown = safe_url(url)
         try:
             response = get_checked(
                 session, url, params=None, timeout=self.timeout,
@@ -55,18 +56,18 @@ class TelemetryApiResource(SourceApiResource):
             try:
                 rows = response.json()
             except ValueError:
-                raise SourceError(f"GET {url} answered a body that is not JSON; expected a JSON list of {entity}") from None
+                raise SourceError(f"GET {shown} answered a body that is not JSON; expected a JSON list of {entity}") from None
         finally:
             session.close()
         if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise SourceError(f"GET {url} answered {type(rows).__name__}; expected a JSON list of {entity}")
+            raise SourceError(f"GET {shown} answered {type(rows).__name__}; expected a JSON list of {entity}")
         incomplete = [r for r in rows if any(not r.get(key) for key in required)]
         if incomplete:
-            raise SourceError(f"GET {url}: {len(incomplete)} {entity} lack one of {required}, e.g. {incomplete[0]}")
+            raise SourceError(f"GET {shown}: {len(incomplete)} {entity} lack one of {required}, e.g. {incomplete[0]}")
         if not rows:
             # An empty registry is far likelier an API fault than a fleet that vanished:
             # loading it would retire every meter.
-            raise SourceError(f"GET {url} listed no {entity}; refusing to mark every one inactive")
+            raise SourceError(f"GET {shown} listed no {entity}; refusing to mark every one inactive")
         return rows
 
     @contextlib.contextmanager
@@ -92,14 +93,14 @@ class TelemetryApiResource(SourceApiResource):
         try:
             content_type = response.headers.get("Content-Type", "")
             if "csv" not in content_type:
-                raise SourceError(f"GET {response.url} answered Content-Type {content_type!r}; expected text/csv")
+                raise SourceError(f"GET {safe_url(response.url)} answered Content-Type {content_type!r}; expected text/csv")
             try:
                 yield body
             except SourceError as exc:
                 if exc is body.failure:
                     raise
                 # The consumer's complaint about the body (e.g. its header): say whose body.
-                raise SourceError(f"GET {response.url} answered a body that is not CSV meter readings: {exc}") from exc
+                raise SourceError(f"GET {safe_url(response.url)} answered a body that is not CSV meter readings: {exc}") from exc
             except Exception:
                 # The read failed inside COPY, which reports it as a database error.
                 if body.failure is not None:

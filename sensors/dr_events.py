@@ -6,12 +6,18 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 MAX_EVENT_DURATION = timedelta(hours=24)  # DR events last hours; a day-long plan is a mistake upstream
 MAX_FACILITIES = 1000
 MAX_ID_LENGTH = 200
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/@-]*")
+MAX_UTC_OFFSET = timedelta(hours=14)  # Kiribati; PostgreSQL refuses offsets past 15:59
+# An OpenADR notification nests about eight levels; a body nested far deeper is an attack
+# on the stack (json.dumps recurses when the event is stored), not an event.
+MAX_JSON_DEPTH = 64
+# PostgreSQL's jsonb holds neither NUL nor a lone UTF-16 surrogate: the insert would fail.
+UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 
 class InvalidEvent(ValueError):
@@ -39,15 +45,46 @@ class DrEvent:
 
 
 def parse_json(body: bytes) -> object:
+    """The body's JSON value, refused (400) unless this receiver can read and store it."""
+
     def not_json(constant: str):
         raise InvalidEvent(f"body is not JSON: {constant} is not a JSON number", status=400)
 
+    def finite(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):
+            raise InvalidEvent(f"body is not JSON this receiver reads: {literal[:40]} is beyond a double", status=400)
+        return value
+
     try:
-        return json.loads(body, parse_constant=not_json)
+        payload = json.loads(body, parse_constant=not_json, parse_float=finite)
+    except InvalidEvent:
+        raise
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidEvent(f"body is not JSON: {error}", status=400) from None
+    except ValueError as error:
+        # An integer of more digits than Python converts (sys.get_int_max_str_digits).
+        raise InvalidEvent(f"body is not JSON this receiver reads: {error}", status=400) from None
     except RecursionError:
         raise InvalidEvent("body is not JSON this receiver reads: nested too deeply", status=400) from None
+    _check_storable(payload)
+    return payload
+
+
+def _check_storable(payload: object) -> None:
+    """Refuse what would fail later, in json.dumps or in PostgreSQL, as a 500: a body
+    nested past MAX_JSON_DEPTH, or a string holding NUL or a lone surrogate."""
+    pending = [(payload, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if UNSTORABLE_CHARACTER.search(value):
+                raise InvalidEvent("body is not JSON this receiver reads: a string holds \\u0000 or a lone surrogate", status=400)
+        elif isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise InvalidEvent(f"body is not JSON this receiver reads: nested more than {MAX_JSON_DEPTH} levels", status=400)
+            children = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
 
 
 def utility_event(body: bytes) -> DrEvent:
@@ -124,6 +161,13 @@ def timestamp(value: object, name: str) -> datetime:
         raise InvalidEvent(f"{name} is not an ISO 8601 timestamp: {value[:40]!r}") from None
     if parsed.tzinfo is None:
         raise InvalidEvent(f"{name} has no time zone: {value[:40]!r} (add Z for UTC)")
+    offset = parsed.utcoffset()
+    if offset % timedelta(minutes=1) or abs(offset) > MAX_UTC_OFFSET:
+        raise InvalidEvent(f"{name} has a UTC offset that is not whole minutes within ±14:00: {value[:40]!r}")
+    try:
+        parsed.astimezone(UTC)  # 0001-01-01T00:00+01:00 is a valid string but no datetime in UTC
+    except OverflowError:
+        raise InvalidEvent(f"{name} is outside the years 1–9999 in UTC: {value[:40]!r}") from None
     return parsed
 
 
@@ -135,6 +179,12 @@ def check_window(start: datetime, end: datetime) -> None:
 
 
 def number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidEvent(f"{name} must be a number")
-    return float(value)
+    try:
+        converted = float(value)  # an integer of 400 digits is JSON, but no double
+    except OverflowError:
+        raise InvalidEvent(f"{name} must be a number a double holds, got one of {len(str(value))} digits") from None
+    if not math.isfinite(converted):
+        raise InvalidEvent(f"{name} must be a number")
+    return converted

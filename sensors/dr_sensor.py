@@ -9,6 +9,7 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration.jobs import dr_plan_job
 from orchestration.partitions import dr_event_partitions, dr_partition_key
@@ -16,6 +17,7 @@ from resources.postgres import PostgresResource
 from resources.sql_files import statements
 
 BATCH = 200  # events per evaluation; the next evaluation, seconds later, takes the rest
+PLAN_BATCH = 25  # event versions per run in a burst: about 12 s of planning, one run's start-up
 # A utility waits on the plan: it goes ahead of any backfill runs in the queue.
 DR_RUN_TAGS = {"dagster/priority": "10"}
 
@@ -27,26 +29,64 @@ DR_RUN_TAGS = {"dagster/priority": "10"}
     description=(
         "Reads event versions the webhook receiver stored in ops.dr_events after its cursor "
         "(the last inbox id seen), adds each as a partition of the dr_events partitions and "
-        "requests a dr_plan_job run for it. The run key is the event id and version: a "
-        "redelivery never plans twice, a revised event plans again. Cancelled versions "
-        "(an OpenADR DELETE) get a partition but no run."
+        "requests a dr_plan_job run for it (in a burst, one run per 25 consecutive versions, as a "
+        "partition range), once the models a plan reads exist. The run key is the event id and "
+        "version (or the range's first and last): a redelivery never plans twice, a revised event "
+        "plans again. Cancelled versions (an OpenADR DELETE) get a partition but no run."
     ),
 )
 def dr_events_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
     cursor = int(context.cursor or 0)
+    sql = statements("dr_inbox.sql")
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        cur.execute(statements("dr_inbox.sql")["new_events"], {"cursor": cursor, "batch": BATCH})
+        cur.execute(sql["new_events"], {"cursor": cursor, "batch": BATCH})
         rows = cur.fetchall()
+        if rows:
+            cur.execute(sql["missing_plan_inputs"])
+            missing = [relation for (relation,) in cur.fetchall()]
     if not rows:
         return SkipReason(f"no DR event after inbox id {cursor}")
+    if missing:
+        # The cursor stays: the events wait in the inbox, and plan once the models exist.
+        return SkipReason(f"{len(rows)} DR event version(s) wait: the plan reads {', '.join(missing)}, not built yet")
     keys = [dr_partition_key(event_id, version) for _, event_id, version, _ in rows]
-    requests = [
-        RunRequest(run_key=key, partition_key=key, tags={**DR_RUN_TAGS, "wattline/dr_event": event_id, "wattline/dr_version": version})
-        for key, (_, event_id, version, status) in zip(keys, rows, strict=True)
-        if status != "cancelled"
-    ]
     return SensorResult(
-        run_requests=requests,
+        run_requests=plan_requests(rows),
         dynamic_partitions_requests=[dr_event_partitions.build_add_request(keys)],
         cursor=str(rows[-1][0]),
     )
+
+
+def plan_requests(rows: list[tuple]) -> list[RunRequest]:
+    """Runs for new inbox rows (inbox id, event id, version, status), in order: one per
+    event version, or, in a burst, one per PLAN_BATCH consecutive versions, as a range of
+    the partitions this evaluation adds. Each run costs seconds of process start and
+    code-location load; a thousand events a run each would hold the run queue (and
+    every telemetry load behind it) for the better part of an hour. Cancelled versions
+    get no run and end a range."""
+    requests, batch = [], []
+
+    def flush() -> None:
+        if not batch:
+            return
+        first, last = batch[0], batch[-1]
+        tags = {**DR_RUN_TAGS, "wattline/dr_event": first[1], "wattline/dr_version": first[2]}
+        if len(batch) == 1:
+            requests.append(RunRequest(run_key=dr_partition_key(first[1], first[2]), partition_key=dr_partition_key(first[1], first[2]), tags=tags))
+        else:
+            start, end = dr_partition_key(first[1], first[2]), dr_partition_key(last[1], last[2])
+            requests.append(RunRequest(run_key=f"{start}…{end}", tags={
+                **DR_RUN_TAGS, "wattline/dr_events": str(len(batch)),
+                ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end,
+            }))
+        batch.clear()
+
+    for row in rows:
+        if row[3] == "cancelled":
+            flush()
+            continue
+        batch.append(row)
+        if len(batch) == PLAN_BATCH:
+            flush()
+    flush()
+    return requests

@@ -126,14 +126,18 @@ def _intervals(event: dict) -> list[dict]:
         if not isinstance(interval, dict):
             raise InvalidEvent(f"intervals[{index}] must be an object")
         own = interval.get("intervalPeriod")
-        if own is not None:
-            start, duration = _period(own, f"intervals[{index}].intervalPeriod")
-        elif default is not None:
-            first, duration = _period(default, "object.intervalPeriod")
-            start = first + index * duration
-        else:
-            raise InvalidEvent(f"intervals[{index}] has no intervalPeriod and the event gives none")
-        parsed.append({"id": interval.get("id", index), "start": start, "end": start + duration, **_payloads(interval, index)})
+        try:
+            if own is not None:
+                start, duration = _period(own, f"intervals[{index}].intervalPeriod")
+            elif default is not None:
+                first, duration = _period(default, "object.intervalPeriod")
+                start = first + index * duration
+            else:
+                raise InvalidEvent(f"intervals[{index}] has no intervalPeriod and the event gives none")
+            end = start + duration
+        except OverflowError:
+            raise InvalidEvent(f"intervals[{index}] ends past the year 9999") from None
+        parsed.append({"id": interval.get("id", index), "start": start, "end": end, **_payloads(interval, index)})
     return parsed
 
 
@@ -150,6 +154,8 @@ def _period(period: object, name: str):
         parsed = isodate.parse_duration(duration)
     except (isodate.ISO8601Error, ValueError):
         raise InvalidEvent(f"{name}.duration is not an ISO 8601 duration: {duration[:40]!r}") from None
+    except OverflowError:  # PT99999999999999H: past what a timedelta holds
+        raise InvalidEvent(f"{name}.duration {duration[:40]} is beyond any calendar; DR events last at most {MAX_EVENT_DURATION}") from None
     if not isinstance(parsed, timedelta):
         # Years or months: P9999Y is OpenADR's "until further notice", never a DR window.
         raise InvalidEvent(f"{name}.duration {duration[:40]} is open-ended or in months/years; DR events last at most {MAX_EVENT_DURATION}")
@@ -168,7 +174,7 @@ def _payloads(interval: dict, index: int) -> dict:
             raise InvalidEvent(f"intervals[{index}]: each payload needs a type and a non-empty values list")
         kind, value = payload.get("type"), payload["values"][0]
         if kind == "SIMPLE":
-            if isinstance(value, bool) or value not in SIMPLE_SHED_PCT:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value not in SIMPLE_SHED_PCT:
                 raise InvalidEvent(f"intervals[{index}]: a SIMPLE level is 0, 1, 2 or 3, got {str(value)[:20]}")
             targets["shed_pct"] = SIMPLE_SHED_PCT[int(value)]
         elif kind == "IMPORT_CAPACITY_LIMIT":

@@ -12,12 +12,14 @@ WATTLINE_WEBHOOK_PORT (loopback by default).
 An accepted event is committed to `ops.dr_events` before the answer (202): once the
 utility has its 202 the event survives a crash. A redelivery (same event id and
 version) answers 202 and stores nothing new. A refused request stores nothing: 401 for
-a missing, wrong or stale signature or token, 400 for a body that is not JSON, 413 for a body
-over the size limit, 415 for another content type, 422 for JSON that is not a valid
+a missing, wrong or stale signature or token, 400 for a body that is not JSON, 408 for a
+body that does not arrive within 10 s, 413 for a body over the size limit, 415 for another
+content type, 422 for JSON that is not a valid
 event (with the reason), 503 when no secret or token is configured. Bodies and secrets are never
 logged: an event id and a reason are.
 """
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -38,6 +40,7 @@ from sensors.openadr import notification_event
 log = logging.getLogger("wattline.webhooks")
 
 MAX_BODY_BYTES = 64 * 1024  # an event is a few hundred bytes; OpenADR events with many intervals a few KB
+BODY_TIMEOUT_S = 10.0  # a delivery arrives in milliseconds; a client dribbling its body holds a worker
 
 
 @dataclass(frozen=True)
@@ -136,11 +139,15 @@ async def _body(request: Request) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise Refused(413, f"body of {int(declared):,} bytes; at most {MAX_BODY_BYTES:,}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise Refused(413, f"body over {MAX_BODY_BYTES:,} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise Refused(413, f"body over {MAX_BODY_BYTES:,} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Refused(408, f"the body did not arrive within {BODY_TIMEOUT_S:.0f} s ({size:,} bytes so far)") from None
     return b"".join(chunks)
 
 

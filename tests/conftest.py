@@ -7,6 +7,7 @@ afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -56,6 +57,22 @@ def drop_database(server: Database, database: Database) -> None:
     with engine.connect() as conn:
         conn.execute(sa.text(f'drop database if exists "{database.name}" with (force)'))
     engine.dispose()
+
+
+@contextlib.contextmanager
+def own_warehouse(server: Database, prefix: str):
+    """A new warehouse of a test module's own (the raw tables, no models), for worlds
+    that must not leak into other modules'; yields (database, engine), dropped after."""
+    from resources.postgres import ensure_warehouse_schema
+
+    database = create_database(server, prefix)
+    ensure_warehouse_schema(database)
+    engine = sa.create_engine(database.sqlalchemy_url)
+    try:
+        yield database, engine
+    finally:
+        engine.dispose()
+        drop_database(server, database)
 
 
 @pytest.fixture(scope="session")
@@ -129,17 +146,24 @@ def add_dr_event(
         }).scalar_one()
 
 
-def dr_run(database: Database, assets: list, key: str, raise_on_error: bool = True, **resources):
-    """Materialise DR assets for one event partition, as dr_plan_job's run would."""
+def dr_run(database: Database, assets: list, key: str | list[str], raise_on_error: bool = True, **resources):
+    """Materialise DR assets for one event partition, as dr_plan_job's run would, or for
+    several consecutive ones as a range (a burst's run)."""
     from dagster import DagsterInstance, materialize
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from resources.postgres import PostgresResource
 
+    keys = [key] if isinstance(key, str) else list(key)
     instance = DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("dr_events", [key])
+    instance.add_dynamic_partitions("dr_events", keys)
+    where = (
+        {"partition_key": keys[0]} if len(keys) == 1
+        else {"tags": {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}}
+    )
     return materialize(
-        assets, partition_key=key, instance=instance, raise_on_error=raise_on_error,
-        resources={"postgres": PostgresResource(url=database.url), **resources},
+        assets, instance=instance, raise_on_error=raise_on_error,
+        resources={"postgres": PostgresResource(url=database.url), **resources}, **where,
     )
 
 

@@ -90,3 +90,9 @@ def test_no_eligible_day_means_no_baseline():
     load = series(level, start=date(2026, 7, 11))  # only a weekend and event days before
     assert customer_baseline(load[load.index < pd.Timestamp("2026-07-13", tz=TZ)], EVENT_START, EVENT_END, TZ,
                              {date(2026, 7, d) for d in range(1, 15)}) is None
+
+
+def test_a_facility_without_any_history_has_no_baseline():
+    """A new warehouse: the load history query returns no rows at all."""
+    nothing = pd.DataFrame([], columns=["interval_start", "grid_kw"]).set_index("interval_start").grid_kw
+    assert customer_baseline(nothing, EVENT_START, EVENT_END, TZ) is None

@@ -12,8 +12,8 @@ from dagster import DagsterInstance, SkipReason, build_sensor_context, materiali
 from assets.demand_response import dr_baseline
 from assets.forecasting import load_forecast
 from resources.postgres import PostgresResource
-from sensors.dr_sensor import dr_events_sensor
-from tests.conftest import FLEET_END, add_dr_event, dr_run, undocumented_columns
+from sensors.dr_sensor import PLAN_BATCH, dr_events_sensor
+from tests.conftest import FLEET_END, add_dr_event, dr_run, own_warehouse, undocumented_columns
 
 
 def evaluate(database, cursor):
@@ -22,29 +22,69 @@ def evaluate(database, cursor):
         return dr_events_sensor(context)
 
 
-def test_each_new_event_version_is_one_partition_and_one_run_request(warehouse, engine):
-    with engine.connect() as conn:
-        cursor = str(conn.scalar(sa.text("select coalesce(max(inbox_id), 0) from ops.dr_events")))
+@pytest.fixture
+def inbox(pg_server):
+    """A new warehouse of its own: the raw tables and the inbox, no models built yet."""
+    with own_warehouse(pg_server, "wattline_inbox") as world:
+        yield world
+
+
+def build_plan_inputs(engine) -> None:
+    """Stand-ins for the models a plan reads, as the automation's first builds leave them."""
+    with engine.begin() as conn:
+        for relation in ("marts.dim_facility", "marts.fct_load_15min", "intermediate.int_meter_load_15min", "staging.curtailment_catalogue"):
+            conn.execute(sa.text(f"create schema if not exists {relation.split('.')[0]}"))
+            conn.execute(sa.text(f"create table {relation} (facility_id text)"))
+
+
+def test_each_new_event_version_is_one_partition_and_one_run_request(inbox):
+    database, engine = inbox
     start = FLEET_END - timedelta(hours=3)
     first = add_dr_event(engine, "SENS-1", "v1", ["F-A"], start, start + timedelta(hours=1))
-    add_dr_event(engine, "SENS-2", "v1", ["F-A", "F-B"], start, start + timedelta(hours=2))
 
-    result = evaluate(warehouse, cursor)
-    assert [r.run_key for r in result.run_requests] == ["SENS-1@v1", "SENS-2@v1"]
-    assert [r.partition_key for r in result.run_requests] == ["SENS-1@v1", "SENS-2@v1"]
+    # A new warehouse: the event waits in the inbox until the models a plan reads exist.
+    waiting = evaluate(database, "0")
+    assert isinstance(waiting, SkipReason)
+    assert "1 DR event version(s) wait" in waiting.skip_message and "marts.dim_facility" in waiting.skip_message
+    build_plan_inputs(engine)
+
+    result = evaluate(database, "0")
+    assert [r.run_key for r in result.run_requests] == ["SENS-1@v1"]
+    assert [r.partition_key for r in result.run_requests] == ["SENS-1@v1"]
     assert result.run_requests[0].tags["wattline/dr_event"] == "SENS-1"
     [added] = result.dynamic_partitions_requests
-    assert added.partitions_def_name == "dr_events" and list(added.partition_keys) == ["SENS-1@v1", "SENS-2@v1"]
-    assert int(result.cursor) == first + 1
+    assert added.partitions_def_name == "dr_events" and list(added.partition_keys) == ["SENS-1@v1"]
+    assert int(result.cursor) == first
 
     # Nothing new: nothing requested. A revision is a new version and plans again; a
     # cancellation gets its partition but no run.
-    assert isinstance(evaluate(warehouse, result.cursor), SkipReason)
+    assert isinstance(evaluate(database, result.cursor), SkipReason)
     add_dr_event(engine, "SENS-1", "v2", ["F-A"], start, start + timedelta(hours=2))
     add_dr_event(engine, "SENS-2", "deleted:v1", ["F-A", "F-B"], start, start + timedelta(hours=2), status="cancelled")
-    later = evaluate(warehouse, result.cursor)
+    later = evaluate(database, result.cursor)
     assert [r.run_key for r in later.run_requests] == ["SENS-1@v2"]
     assert list(later.dynamic_partitions_requests[0].partition_keys) == ["SENS-1@v2", "SENS-2@deleted:v1"]
+
+
+def test_a_burst_is_planned_in_runs_of_consecutive_versions(inbox):
+    """A thousand events must not be a thousand runs: consecutive versions share a run,
+    as a range of the partitions added, and a cancellation ends a range."""
+    database, engine = inbox
+    build_plan_inputs(engine)
+    start = FLEET_END - timedelta(hours=3)
+    for n in range(PLAN_BATCH + 3):
+        add_dr_event(engine, f"BURST-{n:02d}", "v1", ["F-A"], start, start + timedelta(hours=1))
+    add_dr_event(engine, "BURST-00", "deleted:v1", ["F-A"], start, start + timedelta(hours=1), status="cancelled")
+    add_dr_event(engine, "BURST-01", "v2", ["F-A"], start, start + timedelta(hours=2))
+
+    result = evaluate(database, "0")
+    ranges = [(r.partition_key_range.start, r.partition_key_range.end) if r.partition_key_range else r.partition_key for r in result.run_requests]
+    assert ranges == [("BURST-00@v1", f"BURST-{PLAN_BATCH - 1:02d}@v1"), (f"BURST-{PLAN_BATCH:02d}@v1", f"BURST-{PLAN_BATCH + 2:02d}@v1"), "BURST-01@v2"]
+    assert len({r.run_key for r in result.run_requests}) == 3
+    keys = list(result.dynamic_partitions_requests[0].partition_keys)
+    # Each range is exactly the keys between its ends, in the order they are added.
+    covered = keys[: PLAN_BATCH] + keys[PLAN_BATCH : PLAN_BATCH + 3] + ["BURST-01@v2"]
+    assert covered == [k for k in keys if not k.endswith("deleted:v1")]
 
 
 # Thursday 2 April 2026, 19:00–21:00 UTC: 21:00–23:00 in Berlin, 15:00–17:00 in New York.

@@ -155,3 +155,67 @@ def test_an_empty_registry_stops_the_load_instead_of_quarantining_everything(war
         assert "registry is empty" in (error.cause.message if error.cause else error.message)
     finally:
         drop_database(server, empty)
+
+
+def _load_delivery(resources, lines: list[str]):
+    """Materialise the hour from a head-end that sends `lines`; returns the run's metadata."""
+
+    async def readings(request):
+        return Response("\n".join(lines) + "\n", media_type="text/csv")
+
+    with BackgroundServer(Starlette(routes=[Route("/v1/readings", readings)])) as server:
+        result = materialize([meter_readings], resources={**resources, "telemetry_api": TelemetryApiResource(base_url=server.url)}, partition_key=KEY)
+    assert result.success
+    return {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
+
+
+HEADER = "ts,meter_id,facility_id,interval_s,energy_kwh,active_power_kw,reactive_power_kvar,voltage_v,current_a,power_factor,frequency_hz,energy_source"
+
+
+@pytest.mark.parametrize("malformed_line", [False, True], ids=["fast path", "slow path"])
+def test_an_empty_meter_id_is_quarantined_and_the_good_rows_load(engine, resources, malformed_line):
+    """Regression: an empty meter_id (null, as COPY reads it) broke the load table's NOT
+    NULL, which aborted the whole hour before the missing_value rule could see the row."""
+    at = lambda minute: (HOUR + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    lines = [
+        HEADER,
+        f"{at(0)},MTR-0001-01,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,grid",
+        f"{at(1)},,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,grid",
+        f"{at(2)},MTR-0001-02,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,grid",
+        *([f"{at(3)},MTR-0001-01,FAC-0001,60,lots,90.0,10.0,230.0,130.0,0.95,50.0,grid"] if malformed_line else []),
+    ]
+    metadata = _load_delivery(resources, lines)
+    assert metadata["malformed_delivery"] is malformed_line
+    assert metadata["rejected/missing_value"] == 1
+    assert metadata["rows_loaded_in_run"] == 2
+    with engine.connect() as conn:
+        loaded = conn.execute(sa.text(
+            "select meter_id from raw.meter_readings where ts >= :s and ts < :e order by ts"), {"s": HOUR, "e": HOUR + timedelta(hours=1)}).scalars().all()
+        rejected = conn.execute(sa.text(
+            "select reason, ts, meter_id from raw.meter_readings_rejected where window_start = :s"), {"s": HOUR}).all()
+    assert loaded == ["MTR-0001-01", "MTR-0001-02"]
+    assert sorted(r.reason for r in rejected) == [*(["malformed_value"] if malformed_line else []), "missing_value"]
+    [missing] = [r for r in rejected if r.reason == "missing_value"]
+    assert missing.meter_id is None and pd.Timestamp(missing.ts) == pd.Timestamp(at(1))
+
+
+def test_quoted_fields_load_on_the_slow_path_too(engine, resources):
+    """Regression: the slow path split lines on every comma, quotes and all, so a quoted
+    "grid" (or "1.5", or "grid,pv") that the fast path loads was rejected as soon as
+    another line of the delivery was malformed."""
+    at = lambda minute: (HOUR + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    lines = [
+        HEADER,
+        f'{at(0)},MTR-0001-01,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,"grid"',
+        f"{at(1)},MTR-0001-01,FAC-0001,60,lots,90.0,10.0,230.0,130.0,0.95,50.0,grid",
+        f'"{at(2)}","MTR-0001-02",FAC-0001,"60","2.5",90.0,10.0,230.0,130.0,0.95,50.0,"grid,pv ""north"""',
+    ]
+    metadata = _load_delivery(resources, lines)
+    assert metadata["malformed_delivery"] is True
+    assert metadata["rows_loaded_in_run"] == 2
+    assert {k: v for k, v in metadata.items() if k.startswith("rejected/")} == {"rejected/malformed_value": 1}
+    with engine.connect() as conn:
+        loaded = conn.execute(sa.text(
+            "select meter_id, interval_s, energy_kwh, energy_source from raw.meter_readings where ts >= :s and ts < :e order by ts"
+        ), {"s": HOUR, "e": HOUR + timedelta(hours=1)}).all()
+    assert [tuple(r) for r in loaded] == [("MTR-0001-01", 60, 1.5, "grid"), ("MTR-0001-02", 60, 2.5, 'grid,pv "north"')]

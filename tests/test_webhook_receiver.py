@@ -20,7 +20,9 @@ import requests
 import sqlalchemy as sa
 import uvicorn
 
+from sensors import webhook_app, webhook_server
 from sensors.webhook_app import MAX_BODY_BYTES, ReceiverConfig, create_app
+from sensors.webhook_server import KEEP_ALIVE_S, LIMIT_CONCURRENCY, HeaderDeadlineProtocol
 
 SECRET_KEY = secrets.token_bytes(32)
 SECRET = "whsec_" + base64.b64encode(SECRET_KEY).decode()
@@ -33,11 +35,15 @@ def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def serve(config: ReceiverConfig):
-    """The receiver under uvicorn on a free loopback port, in a thread; yields its URL."""
+    """The receiver under uvicorn on a free loopback port, in a thread, as `wattline up`
+    serves it (the slow-client guards of sensors/webhook_server.py); yields its URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(config), host="127.0.0.1", port=port, log_level="warning",
+        http=HeaderDeadlineProtocol, limit_concurrency=LIMIT_CONCURRENCY, timeout_keep_alive=KEEP_ALIVE_S,
+    ))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -249,3 +255,52 @@ def test_the_simulated_utility_cli_sends_a_signed_event(receiver, engine):
     wrong = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     out = subprocess.run(command, env={**env, "WATTLINE_WEBHOOK_SECRET": wrong}, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 1 and out.stdout.startswith("401 ")
+
+
+def raw_connection(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def read_until_closed(sock: socket.socket, limit_s: float) -> tuple[bytes, float]:
+    """What the server sends until it closes the connection, and when it closed."""
+    began, received = time.monotonic(), b""
+    sock.settimeout(limit_s)
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except TimeoutError:
+        pass
+    return received, time.monotonic() - began
+
+
+def test_a_client_dribbling_its_headers_is_cut_off(receiver, monkeypatch):
+    """Slowloris: request headers that never finish arriving hold a connection only until
+    the header deadline, and a complete request on a kept-alive connection is unaffected."""
+    monkeypatch.setattr(webhook_server, "HEADER_TIMEOUT_S", 1.0)
+    with raw_connection(receiver) as sock:
+        sock.sendall(f"POST {PATH} HTTP/1.1\r\nHost: receiver\r\n".encode())
+        received, after = read_until_closed(sock, limit_s=8)
+    assert received == b"" and after < 4, f"closed after {after:.1f} s"
+
+    # Two requests on one connection: the deadline is re-armed, never cuts a prompt client.
+    with requests.Session() as session:
+        for _ in range(2):
+            assert session.get(f"{receiver}/healthz", timeout=5).status_code == 200
+            time.sleep(0.5)
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_and_stores_nothing(receiver, engine, monkeypatch):
+    monkeypatch.setattr(webhook_app, "BODY_TIMEOUT_S", 1.0)
+    before = len(stored(engine))
+    raw = json.dumps(event()).encode()
+    with raw_connection(receiver) as sock:
+        sock.sendall(
+            f"POST {PATH} HTTP/1.1\r\nHost: receiver\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw[:20]
+        )
+        received, _ = read_until_closed(sock, limit_s=8)
+    status_line, _, rest = received.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 408"), received[:200]
+    assert b"did not arrive within 1 s" in rest
+    assert len(stored(engine)) == before
