@@ -73,7 +73,9 @@ stored as (
         power_factor::text, frequency_hz::text, energy_source, row_hash,
         row_number() over (partition by row_hash order by ts)
     from (
-        select *, md5(concat_ws(',', ts, meter_id, facility_id, interval_s, energy_kwh, active_power_kw,
+        -- The window is part of a rejected row's identity: the same bad row (an empty one,
+        -- say) delivered in two hours is two rejected rows, not one.
+        select *, md5(concat_ws(',', %(start)s, ts, meter_id, facility_id, interval_s, energy_kwh, active_power_kw,
                                 reactive_power_kvar, voltage_v, current_a, power_factor, frequency_hz,
                                 energy_source)) as row_hash
         from bad
@@ -165,8 +167,8 @@ insert into raw.meter_readings_rejected (
     active_power_kw, reactive_power_kvar, voltage_v, current_a, power_factor, frequency_hz,
     energy_source, row_hash, occurrence)
 select
-    %(start)s, %(end)s, %(start)s, reason, line, {raw_fields}, md5(coalesce(body, '')),
-    row_number() over (partition by md5(coalesce(body, '')) order by line)
+    %(start)s, %(end)s, %(start)s, reason, line, {raw_fields}, md5(concat_ws(',', %(start)s, body)),
+    row_number() over (partition by md5(concat_ws(',', %(start)s, body)) order by line)
 from _lines_checked
 where reason is not null
 on conflict (row_hash, occurrence) do nothing;

@@ -20,6 +20,8 @@ _TEST_HOME = Path(tempfile.mkdtemp(prefix="wattline-test-"))
 os.environ["WATTLINE_HOME"] = str(_TEST_HOME / "home")
 os.environ.pop("WATTLINE_DATABASE_URL", None)
 os.environ.pop("WATTLINE_TELEMETRY_API_URL", None)
+# Hypothesis keeps its example database under the session's temporary folder, not the repo.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(_TEST_HOME / "hypothesis"))
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 import pytest
@@ -239,3 +241,22 @@ def simulated_fleet(pg_server, warehouse, dbt_manifest):
         os.environ.update(warehouse.dbt_env())
         engine.dispose()
         drop_database(pg_server, database)
+
+
+def pytest_collection_finish(session):
+    """The short soak (tests/test_soak.py) starts as soon as the session has selected it
+    and runs in the background beside the other modules; its tests read its audit."""
+    if any(item.module.__name__.endswith("test_soak") for item in session.items):
+        from tests.test_soak import SOAK_KEY, start_soak
+
+        session.config.stash[SOAK_KEY] = start_soak()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """An interrupted session stops the soak (it cleans up on SIGTERM)."""
+    from tests.test_soak import SOAK_KEY
+
+    process, _ = session.config.stash.get(SOAK_KEY, (None, None))
+    if process is not None and process.poll() is None:
+        process.terminate()
+        process.wait(timeout=120)

@@ -35,13 +35,12 @@ import sqlalchemy as sa
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from resources.postgres import ensure_warehouse_schema
 from resources.readings_loader import ReadingRules, load_hour
 from resources.telemetry_api import READING_COLUMNS
 from sensors.dr_events import MAX_EVENT_DURATION, InvalidEvent, utility_event
 from sensors.openadr import SIMPLE_SHED_PCT, notification_event
 from sensors.webhook_app import ReceiverConfig
-from tests.conftest import create_database, drop_database
+from tests.conftest import own_warehouse
 from tests.test_webhook_receiver import SECRET, send, serve
 
 # database=None: no example database written into the work tree.
@@ -58,19 +57,13 @@ METERS = ("FZ-M1", "FZ-M2", "FZ-M3")
 @pytest.fixture(scope="module")
 def fuzz_database(pg_server):
     """A warehouse with two facilities and three meters; yields (database, engine)."""
-    database = create_database(pg_server, "wattline_fuzz")
-    ensure_warehouse_schema(database)
-    engine = sa.create_engine(database.sqlalchemy_url)
-    with engine.begin() as conn:
-        for facility in FACILITIES:
-            conn.execute(sa.text("insert into raw.facilities (facility_id, name, timezone) values (:f, :f, 'UTC')"), {"f": facility})
-        for meter in METERS:
-            conn.execute(sa.text("insert into raw.meters (meter_id, facility_id, interval_s) values (:m, 'FZ-F1', 60)"), {"m": meter})
-    try:
+    with own_warehouse(pg_server, "wattline_fuzz") as (database, engine):
+        with engine.begin() as conn:
+            for facility in FACILITIES:
+                conn.execute(sa.text("insert into raw.facilities (facility_id, name, timezone) values (:f, :f, 'UTC')"), {"f": facility})
+            for meter in METERS:
+                conn.execute(sa.text("insert into raw.meters (meter_id, facility_id, interval_s) values (:m, 'FZ-F1', 60)"), {"m": meter})
         yield database, engine
-    finally:
-        engine.dispose()
-        drop_database(pg_server, database)
 
 
 @pytest.fixture(scope="module")

@@ -157,14 +157,14 @@ def test_an_empty_registry_stops_the_load_instead_of_quarantining_everything(war
         drop_database(server, empty)
 
 
-def _load_delivery(resources, lines: list[str]):
+def _load_delivery(resources, lines: list[str], key: str = KEY):
     """Materialise the hour from a head-end that sends `lines`; returns the run's metadata."""
 
     async def readings(request):
         return Response("\n".join(lines) + "\n", media_type="text/csv")
 
     with BackgroundServer(Starlette(routes=[Route("/v1/readings", readings)])) as server:
-        result = materialize([meter_readings], resources={**resources, "telemetry_api": TelemetryApiResource(base_url=server.url)}, partition_key=KEY)
+        result = materialize([meter_readings], resources={**resources, "telemetry_api": TelemetryApiResource(base_url=server.url)}, partition_key=key)
     assert result.success
     return {k: v.value for k, v in result.get_asset_materialization_events()[0].materialization.metadata.items()}
 
@@ -219,3 +219,18 @@ def test_quoted_fields_load_on_the_slow_path_too(engine, resources):
             "select meter_id, interval_s, energy_kwh, energy_source from raw.meter_readings where ts >= :s and ts < :e order by ts"
         ), {"s": HOUR, "e": HOUR + timedelta(hours=1)}).all()
     assert [tuple(r) for r in loaded] == [("MTR-0001-01", 60, 1.5, "grid"), ("MTR-0001-02", 60, 2.5, 'grid,pv "north"')]
+
+
+def test_the_same_bad_lines_in_two_hours_are_kept_for_each(engine, resources):
+    """Regression: a rejected line was keyed by its text alone, so an identical bad line
+    (an empty row, the same garbage) delivered in another hour was counted but not kept."""
+    lines = [HEADER, ",,,,,,,,,,,", "garbage that is no reading"]
+    earlier = HOUR - timedelta(hours=1)
+    for hour in (earlier, HOUR):
+        metadata = _load_delivery(resources, lines, hour.strftime("%Y-%m-%d-%H:%M"))
+        assert metadata["rejected/missing_value"] == 1 and metadata["rejected/malformed_row"] == 1
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text(
+            "select window_start, reason from raw.meter_readings_rejected where window_start = any(:hours) order by 1, 2"
+        ), {"hours": [earlier, HOUR]}).all()
+    assert [(w, r) for w, r in kept] == [(earlier, "malformed_row"), (earlier, "missing_value"), (HOUR, "malformed_row"), (HOUR, "missing_value")]
