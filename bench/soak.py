@@ -163,6 +163,9 @@ def soak(args, engine, generator, fleet, sim_url, receiver, ui_url, secret, home
 
     wait(lambda: _answers(f"{ui_url}/server_info") and _answers(f"{receiver}/healthz"), 240, "the platform to start", up)
     instance = DagsterInstance.from_config(str(home / "dagster"))
+    # A utility calls events for facilities the platform knows: the clock starts once the
+    # automation has loaded the registry (the receiver refuses unknown facilities, 422).
+    wait(lambda: _registered(engine) >= len(fleet.facilities), 300, "the automation to load the registry", up)
     lag = LagSampler(engine, generator.interval_s)
     lag.start()
     ledger = soak_inject.WebhookLedger()
@@ -274,6 +277,14 @@ def wait(predicate, timeout: float, what: str, process: subprocess.Popen) -> Non
             return
         time.sleep(1)
     raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _registered(engine: sa.Engine) -> int:
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(sa.text("select count(*) from raw.facilities where active"))
+    except sa.exc.SQLAlchemyError:
+        return 0
 
 
 def _interrupt(signum, frame):
