@@ -98,7 +98,7 @@ def main() -> None:
         fresh_database() as storage,
         simulator(facilities, args.interval_s, seed=args.seed, bad_row_rate=args.bad_row_rate) as sim_url,
     ):
-        soak_inject.set_faults(sim_url, soak_inject.source_faults(RETRIES, READ_TIMEOUT_S)[:-1])
+        soak_inject.set_faults(sim_url, soak_inject.faults_within_budget(READ_TIMEOUT_S))
         ui_port, webhook_port = free_port(), free_port()
         env = {
             **os.environ,
@@ -185,7 +185,7 @@ def soak(args, engine, generator, fleet, sim_url, receiver, ui_url, secret, home
     print(f"  hostile: {dict(ledger.hostile_answers)}", flush=True)
     at(0.35)
     # Beyond the retry budget: the next readings request fails its run.
-    soak_inject.set_faults(sim_url, soak_inject.source_faults(RETRIES, READ_TIMEOUT_S)[-1:])
+    soak_inject.set_faults(sim_url, [soak_inject.fault_past_budget(RETRIES)])
     launch_open_hour(ui_url)
     at(0.55)
     # The next readings body stalls halfway (within the read timeout): the kill lands mid-COPY.

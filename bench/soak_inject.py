@@ -25,11 +25,9 @@ from simulator.utility import DR_NOTIFICATION_PATH, DrCall, signed_request
 REPLAY_AGE = timedelta(minutes=10)
 
 
-def source_faults(retries: int, read_timeout_s: float) -> list[dict]:
-    """The feed faults of one soak, each in the simulator's /v1/sim/faults form. Those
-    within the clients' retry budget must be survived by the run they hit; the last
-    readings fault outlasts the budget, so that run fails and a run retry must load the
-    hour whole."""
+def faults_within_budget(read_timeout_s: float) -> list[dict]:
+    """The feed faults set before the platform starts, each in the simulator's
+    /v1/sim/faults form: every run they hit must survive them within its retries."""
     return [
         {"path_prefix": "/v1/readings", "kind": "error", "count": 2, "status": 503},
         {"path_prefix": "/v1/readings", "kind": "rate_limit", "count": 1, "retry_after_s": 2},
@@ -39,8 +37,13 @@ def source_faults(retries: int, read_timeout_s: float) -> list[dict]:
         {"path_prefix": "/api", "kind": "rate_limit", "count": 2, "retry_after_s": 2},
         {"path_prefix": "/v1/forecast", "kind": "slow", "count": 1, "delay_s": read_timeout_s + 5},
         {"path_prefix": "/v1/forecast", "kind": "truncate", "count": 1},
-        {"path_prefix": "/v1/readings", "kind": "error", "count": retries + 1, "status": 503},
     ]
+
+
+def fault_past_budget(retries: int) -> dict:
+    """503s on readings for one more request than the retries allow: that run fails, and
+    a run retry must load the hour whole."""
+    return {"path_prefix": "/v1/readings", "kind": "error", "count": retries + 1, "status": 503}
 
 
 # A readings body that stalls halfway for a few seconds, less than the read timeout.

@@ -110,7 +110,6 @@ def test_reruns_keep_counts_and_checksums_identical(engine, resources):
 
 
 def test_malformed_lines_are_quarantined_and_the_rest_loads(engine, warehouse, resources):
-    at = lambda minute: (HOUR + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
     lines = [
         "ts,meter_id,facility_id,interval_s,energy_kwh,active_power_kw,reactive_power_kvar,voltage_v,current_a,power_factor,frequency_hz,energy_source",
         f"{at(0)},MTR-0001-01,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,grid",
@@ -157,6 +156,11 @@ def test_an_empty_registry_stops_the_load_instead_of_quarantining_everything(war
         drop_database(server, empty)
 
 
+def at(minute: int) -> str:
+    """A timestamp `minute` minutes into the test hour, as the head-end writes it."""
+    return (HOUR + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _load_delivery(resources, lines: list[str], key: str = KEY):
     """Materialise the hour from a head-end that sends `lines`; returns the run's metadata."""
 
@@ -176,7 +180,6 @@ HEADER = "ts,meter_id,facility_id,interval_s,energy_kwh,active_power_kw,reactive
 def test_an_empty_meter_id_is_quarantined_and_the_good_rows_load(engine, resources, malformed_line):
     """Regression: an empty meter_id (null, as COPY reads it) broke the load table's NOT
     NULL, which aborted the whole hour before the missing_value rule could see the row."""
-    at = lambda minute: (HOUR + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
     lines = [
         HEADER,
         f"{at(0)},MTR-0001-01,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,grid",
@@ -203,7 +206,6 @@ def test_quoted_fields_load_on_the_slow_path_too(engine, resources):
     """Regression: the slow path split lines on every comma, quotes and all, so a quoted
     "grid" (or "1.5", or "grid,pv") that the fast path loads was rejected as soon as
     another line of the delivery was malformed."""
-    at = lambda minute: (HOUR + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
     lines = [
         HEADER,
         f'{at(0)},MTR-0001-01,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,"grid"',
