@@ -18,6 +18,7 @@ from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeve
 
 from assets.carbon import grid_zones
 from assets.prices import price_zones
+from assets.telemetry import LOADED_AS_OF
 from assets.weather import facility_locations
 from orchestration.partitions import daily_partitions, hourly_partitions
 from resources.postgres import PostgresResource
@@ -27,18 +28,39 @@ from resources.postgres import PostgresResource
 READINGS_COMPLETENESS = 0.8
 # Daily feeds: share of the expected points (zones/facilities × intervals elapsed).
 FEED_COMPLETENESS = 0.9
+READINGS = AssetKey(["raw", "meter_readings"])
 
 
-def _elapsed(start: datetime, end: datetime) -> float:
-    """Seconds of [start, end) already past: the open partition is judged on what could have arrived."""
-    return max(0.0, (min(end, datetime.now(UTC)) - start).total_seconds())
+def _elapsed(start: datetime, end: datetime, as_of: datetime | None = None) -> float:
+    """Seconds of [start, end) past at `as_of` (now): the open partition is judged on what could have arrived."""
+    return max(0.0, (min(end, as_of or datetime.now(UTC)) - start).total_seconds())
 
 
-def expected_readings(postgres: PostgresResource, start: datetime, end: datetime) -> int:
-    """Readings the active meters owe for [start, end): each meter one per interval elapsed."""
+def expected_readings(postgres: PostgresResource, start: datetime, end: datetime, as_of: datetime | None = None) -> int:
+    """Readings the active meters owe for [start, end) at `as_of`: each meter one per
+    interval ended by then."""
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        cur.execute("select coalesce(sum(%s / interval_s), 0) from raw.meters where active", (int(_elapsed(start, end)),))
+        elapsed = int(_elapsed(start, end, as_of))
+        cur.execute("select coalesce(sum(%s / interval_s), 0) from raw.meters where active", (elapsed,))
         return int(cur.fetchone()[0])
+
+
+def loaded_as_of(context: AssetCheckExecutionContext) -> datetime | None:
+    """When the last load of the window's last hour asked the head-end for it (its
+    materialisation's `loaded_as_of`), or None if no load recorded it.
+
+    The check runs after the load, seconds or (rechecked) hours later, while the open
+    hour holds only the readings that had ended when it was asked for: judged as of now,
+    the first load of every hour (at :00, with nothing to deliver yet) would fail."""
+    from dagster import AssetRecordsFilter
+
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=READINGS, asset_partitions=[context.partition_key_range.end]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get(LOADED_AS_OF)
+    return datetime.fromtimestamp(value.value, UTC) if value is not None else None
 
 
 def _run(postgres: PostgresResource, suite, start: datetime, end: datetime, severity=AssetCheckSeverity.ERROR) -> AssetCheckResult:
@@ -49,7 +71,7 @@ def _run(postgres: PostgresResource, suite, start: datetime, end: datetime, seve
 
 
 @asset_check(
-    asset=AssetKey(["raw", "meter_readings"]),
+    asset=READINGS,
     name="readings_expectations",
     blocking=True,
     partitions_def=hourly_partitions,
@@ -62,7 +84,8 @@ def readings_expectations(context: AssetCheckExecutionContext, postgres: Postgre
     from resources.expectations import meter_readings_suite
 
     window = context.partition_time_window
-    minimum = math.floor(READINGS_COMPLETENESS * expected_readings(postgres, window.start, window.end))
+    as_of = loaded_as_of(context)
+    minimum = math.floor(READINGS_COMPLETENESS * expected_readings(postgres, window.start, window.end, as_of))
     # The primary key already makes (meter_id, ts) unique; checking it again would
     # triple the cost of the check.
     return _run(postgres, meter_readings_suite(minimum, unique_key=False), window.start, window.end)

@@ -1,6 +1,9 @@
 """Meter telemetry: interval readings from the head-end API into `raw.meter_readings`."""
 
-from datetime import datetime, timedelta
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
 
 from dagster import (
     AssetExecutionContext,
@@ -28,6 +31,30 @@ class ReadingRulesConfig(Config):
     future_tolerance_s: int = Field(
         default=ReadingRules.future_tolerance_s, description="Clock skew tolerated before a timestamp counts as future, s."
     )
+
+
+# The materialisation's metadata key for `Delivery.as_of`.
+LOADED_AS_OF = "loaded_as_of"
+
+
+class Delivery:
+    """One hour's readings from the head-end, opened as often as the loader needs (a cut
+    body is fetched again). `as_of` is when the head-end answered the request that was
+    loaded last (its `Date`, or when we asked): what the hour can hold is what had ended
+    by then. Judged as of the check instead, the first load of every hour (at :00, with
+    nothing ended yet) would fail."""
+
+    def __init__(self, telemetry_api: TelemetryApiResource, start: datetime, end: datetime):
+        self.telemetry_api, self.start, self.end = telemetry_api, start, end
+        self.as_of = datetime.now(UTC)
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[BinaryIO]:
+        asked_at = datetime.now(UTC)
+        with self.telemetry_api.stream_readings(self.start, self.end) as body:
+            self.as_of = body.answered_at or asked_at
+            yield body
+
 
 def hours(start: datetime, end: datetime) -> list[datetime]:
     """The hour starts in [start, end).
@@ -73,9 +100,8 @@ def meter_readings(
     seconds: dict[str, float] = {}
     for hour in hours(window.start, window.end):
         end = hour + timedelta(hours=1)
-        result = load_hour(
-            postgres.engine, lambda h=hour, e=end: telemetry_api.stream_readings(h, e), hour, rules, telemetry_api.retry_policy()
-        )
+        delivery = Delivery(telemetry_api, hour, end)
+        result = load_hour(postgres.engine, delivery.open, hour, rules, telemetry_api.retry_policy())
         totals["received"] += result.received
         totals["loaded"] += result.loaded
         totals["replaced"] += int(result.replaced)
@@ -104,6 +130,9 @@ def meter_readings(
         **{f"seconds/{phase}": round(spent, 2) for phase, spent in seconds.items()},
         "window_start": MetadataValue.timestamp(window.start),
         "window_end": MetadataValue.timestamp(window.end),
+        # When the head-end answered for the run's last hour: the open hour holds what had
+        # ended by then, and `readings_expectations` judges it as of then.
+        LOADED_AS_OF: MetadataValue.timestamp(delivery.as_of),
     }
     if len(context.partition_keys) == 1:
         metadata["dagster/row_count"] = totals["loaded"]

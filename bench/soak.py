@@ -201,7 +201,7 @@ def soak(args, engine, generator, fleet, sim_url, receiver, ui_url, secret, home
     requests.delete(f"{sim_url}/v1/sim/faults", timeout=10)
     print("faults over; settling", flush=True)
 
-    settle_began = time.monotonic()
+    settle_began = reported = time.monotonic()
     expected_plans = ledger.events_valid
     while True:
         state = {**soak_audit.runs(instance, started), **soak_audit.marts_match_raw(engine, started)}
@@ -211,6 +211,13 @@ def soak(args, engine, generator, fleet, sim_url, receiver, ui_url, secret, home
                    and planned >= expected_plans)
         if settled or time.monotonic() - settle_began > args.settle_minutes * 60:
             break
+        if time.monotonic() - reported > 30:
+            # What the platform is still catching up on: a soak that does not settle says why.
+            print(f"  settling: runs unfinished {state['runs_unfinished'][:5]}, not recovered "
+                  f"{state['failed_not_recovered']}, facility-hours behind {state['facility_hours_behind']} "
+                  f"{state['behind'][:2]}, mismatched {state['facility_hours_mismatched']}, "
+                  f"plans {planned}/{expected_plans}", flush=True)
+            reported = time.monotonic()
         time.sleep(5)
     figures["settle_s"] = time.monotonic() - settle_began
     figures["settled"] = settled

@@ -14,8 +14,10 @@ and may fetch the whole body again under the same policy (`retry_policy`).
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import re
+from datetime import UTC, datetime
 from typing import ClassVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -160,6 +162,19 @@ def scrubbed_error(exc: Exception, url: str) -> str:
     return text
 
 
+def answered_at(response: requests.Response) -> datetime | None:
+    """When the origin answered, by its `Date` header (RFC 9110 §6.6.1), never later than
+    our own clock; None when it sent none or one that does not parse. What a feed holds
+    "as of" is the origin's time, not the time we happen to look at it."""
+    try:
+        stamp = email.utils.parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    if stamp.tzinfo is None:
+        return None
+    return min(stamp.astimezone(UTC), datetime.now(UTC))
+
+
 # What a body read can fail with once the headers are in: a cut or a silence.
 TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
@@ -177,6 +192,7 @@ class StreamedBody:
         self.expected = expected
         self.received = 0
         self.failure: BodyBrokenError | None = None
+        self.answered_at = answered_at(response)
 
     def read(self, size: int | None = -1) -> bytes:
         return self._guarded(self._raw.read, None if size is None or size < 0 else size)

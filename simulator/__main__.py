@@ -18,7 +18,8 @@ def main() -> None:
     parser.add_argument("--bad-row-rate", type=float, default=0.0)
     args = parser.parse_args()
     config = SimulatorConfig(seed=args.seed, facilities=args.facilities, interval_s=args.interval_s, bad_row_rate=args.bad_row_rate)
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info")
+    # The app dates its answers by the simulated clock (server.OriginDate).
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="info", date_header=False)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ facilities' building-management system (`/v1/bms/dispatches`, DR commands). Faul
 through `/v1/sim/faults`.
 """
 
+import email.utils
 import threading
 import time
 import urllib.request
@@ -56,7 +57,7 @@ def create_app(config: SimulatorConfig) -> Starlette:
             *carbon_api.routes(config),
             *faults.routes(fault_book),
         ],
-        middleware=[Middleware(faults.FaultMiddleware, book=fault_book)],
+        middleware=[Middleware(OriginDate, config=config), Middleware(faults.FaultMiddleware, book=fault_book)],
         exception_handlers={BadRequest: bad_request},
     )
     app.state.fleet = fleet
@@ -66,12 +67,35 @@ def create_app(config: SimulatorConfig) -> Starlette:
     return app
 
 
+class OriginDate:
+    """Dates every answer (`Date`) by the simulator's clock, as a real feed's server
+    dates its answers by its own: the platform judges what a delivery can hold as of
+    then. Serve the app with uvicorn's own Date header off, or there are two."""
+
+    def __init__(self, app, config: SimulatorConfig):
+        self.app, self.config = app, config
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def dated(message):
+            if message["type"] == "http.response.start":
+                stamp = email.utils.format_datetime(self.config.current_time(), usegmt=True).encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", stamp)]}
+            await send(message)
+
+        await self.app(scope, receive, dated)
+
+
 class BackgroundServer:
     """Any ASGI app served by uvicorn in a daemon thread on loopback (port 0 picks a
     free port); `url` is set by start()."""
 
-    def __init__(self, app, host: str = "127.0.0.1", port: int = 0):
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, date_header: bool = True):
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, date_header=date_header)
+        self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None  # the main thread owns signals
         self.thread = threading.Thread(target=self.server.run, daemon=True, name=f"uvicorn-{host}:{port}")
         self.host = host
@@ -107,7 +131,8 @@ class SimulatorServer(BackgroundServer):
     def __init__(self, config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0):
         self.config = config
         self.app = create_app(config)
-        super().__init__(self.app, host, port)
+        # The app dates its answers by the simulated clock (OriginDate).
+        super().__init__(self.app, host, port, date_header=False)
 
     def start(self) -> "SimulatorServer":
         super().start()

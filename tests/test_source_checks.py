@@ -5,6 +5,7 @@ not built on it; a complete hour passes and builds. The feed checks judge their 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 import sqlalchemy as sa
 from dagster import AssetKey, AssetSelection, Definitions, define_asset_job, materialize
 
@@ -98,6 +99,22 @@ def test_an_outage_hour_fails_the_blocking_check_and_the_marts_are_not_built_on_
     assert fct_rows(engine, OUTAGE_HOUR) == 0
 
 
+def test_the_first_load_of_an_hour_owes_only_what_had_ended_when_the_head_end_answered(engine, resources):
+    # The schedule's :00 tick: the head-end's clock is at the top of the hour, so not one
+    # reading of it has ended. The check runs later (here: about a year later, by our
+    # clock) and must judge the hour as of the head-end's answer, not fail it as an outage.
+    open_hour = NOW
+    result = run(resources, open_hour)
+    assert result.success
+    [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "readings_expectations"]
+    assert check.passed, check.description
+    assert check.metadata["row_count"].value == 0
+    [load] = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(["raw", "meter_readings"])]
+    # The simulator dates its answers by its own clock, as a head-end does.
+    assert load.materialization.metadata["loaded_as_of"].value == NOW.timestamp()
+    assert FCT in {e.asset_key for e in result.get_asset_materialization_events()}
+
+
 def test_a_day_of_weather_is_checked_against_the_facilities(engine, resources, warehouse):
     day = "2026-01-02"
     result = materialize([weather_hourly, weather_expectations], resources=resources, partition_key=day)
@@ -122,3 +139,31 @@ def test_a_day_of_weather_is_checked_against_the_facilities(engine, resources, w
     assert not check.passed
     assert check.severity.value == "WARN"
     assert "relative_humidity_pct" in check.description and "3 of" in check.description, check.description
+
+
+@pytest.mark.parametrize(
+    "date, expected",
+    [
+        ("Tue, 06 Jan 2026 12:00:05 GMT", datetime(2026, 1, 6, 12, 0, 5, tzinfo=UTC)),
+        # A head-end clock ahead of ours cannot make the check owe readings from the future.
+        ("Fri, 01 Jan 2100 00:00:00 GMT", "now"),
+        ("yesterday", None),
+        ("", None),
+    ],
+)
+def test_a_delivery_is_dated_by_the_origin_never_past_our_clock(date, expected):
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from resources.http import answered_at
+    from simulator.server import BackgroundServer
+
+    app = Starlette(routes=[Route("/", lambda request: Response("ok", headers={"Date": date} if date else {}))])
+    with BackgroundServer(app, date_header=False) as origin:
+        before = datetime.now(UTC)
+        stamp = answered_at(requests.get(origin.url, timeout=10))
+    if expected == "now":
+        assert before <= stamp <= datetime.now(UTC)
+    else:
+        assert stamp == expected
