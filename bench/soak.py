@@ -17,15 +17,16 @@ rows). While the platform runs, the soak:
 
 Then it clears the faults, lets the platform settle (failed runs retried, marts rebuilt
 after the last load, no run left), stops it and audits: telemetry rows expected from the
-simulator's deterministic generator against loaded + quarantined, with none lost and
-none twice; every failed run followed by a successful one of its job and partition; DR
-event versions stored and planned once each, nothing stored for a refused request;
-hourly kWh in the marts equal to the raw readings'; the alerts raised.
+simulator's deterministic generator against loaded + quarantined, with none lost,
+none twice and each corrupted row under the rule it breaks; every failed run followed
+by a successful one of its job and partition; DR event versions stored and planned
+once each, nothing stored for a refused request; hourly kWh in the marts equal to the
+raw readings'; the alerts raised.
 
 `--short` is 3 minutes (the test suite runs a smaller one still). `--json FILE` writes
-every figure. Exit status 1 when the audit finds a row lost or duplicated, a failed run
-not recovered, an event version not planned or planned twice, a refused webhook
-stored, or marts that disagree with raw.
+every figure. Exit status 1 when the audit finds a row lost, duplicated or quarantined
+under the wrong rule, a failed run not recovered, an event version not planned or
+planned twice, a refused webhook stored, or marts that disagree with raw.
 """
 
 import argparse
@@ -132,6 +133,7 @@ def main() -> None:
         ("  quarantined", f"{figures['rows_quarantined']:,}"),
         ("  lost", f"{figures['rows_lost']:,}"),
         ("  duplicated", f"{figures['rows_duplicated']:,}"),
+        ("  corrupted / quarantined under another rule", f"{sum(figures['corrupted_by_rule'].values()):,} / {figures['rows_misjudged']:,}"),
         ("runs (failed / not recovered)", f"{figures['runs']} ({figures['runs_failed']} / {len(figures['failed_not_recovered'])})"),
         ("run retries", f"{figures['retried_runs']}"),
         ("DR webhooks sent (redelivered, revised)", f"{figures['webhooks_sent']} ({figures['redeliveries']}, {figures['revisions']})"),
@@ -151,7 +153,8 @@ def main() -> None:
     for name in ("failed_runs", "failed_not_recovered", "unexpected_answers", "mismatches", "behind"):
         if figures.get(name):
             print(f"{name}: {figures[name]}")
-    clean = (figures["rows_lost"] == 0 and figures["rows_duplicated"] == 0 and figures["double_plans"] == 0
+    clean = (figures["rows_lost"] == 0 and figures["rows_duplicated"] == 0 and figures["rows_misjudged"] == 0
+             and figures["double_plans"] == 0
              and figures["rejected_webhooks_stored"] == 0 and not figures["failed_not_recovered"]
              and figures["plans"] == figures["events_valid"] == figures["events_accepted"]
              and figures["facility_hours_mismatched"] == 0)

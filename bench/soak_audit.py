@@ -14,6 +14,17 @@ from soak_inject import WebhookLedger
 
 # The closed-hour schedule reloads an hour for 15 minutes after it ends: by then it is whole.
 CLOSED_HOUR_RELOADS = timedelta(minutes=20)
+# The rule a reading corrupted by the simulator must be quarantined under, by the
+# generator's kind of corruption (simulator.readings.BAD_KINDS).
+RULE_OF_KIND = {
+    "negative_energy": "negative_energy",
+    "nan_energy": "not_a_number",
+    "power_factor_above_one": "power_factor_out_of_range",
+    "zero_voltage": "voltage_out_of_band",
+    "future_timestamp": "future_timestamp",
+    "duplicate": "duplicate_key",
+    "unknown_meter": "unknown_meter",
+}
 # Hourly kWh in the marts against the sum of raw readings: equal to float rounding.
 KWH_TOLERANCE = 1e-3
 
@@ -49,7 +60,9 @@ def telemetry(engine: sa.Engine, generator, since: datetime, until: datetime) ->
             "on m.meter_id = r.meter_id and raw.valid_input(r.ts, 'timestamptz') and m.ts = r.ts::timestamptz "
             "where r.hour >= :start and r.reason <> 'duplicate_key'"
         ), {"start": first_hour})
-    hours, totals = [], defaultdict(int)
+    from simulator.readings import BAD_KINDS
+
+    hours, totals, corrupted = [], defaultdict(int), defaultdict(int)
     last_loaded = max(loaded, default=first_hour)
     hour = first_hour
     while hour <= last_loaded:
@@ -61,7 +74,12 @@ def telemetry(engine: sa.Engine, generator, since: datetime, until: datetime) ->
         if row is not None and until < end + CLOSED_HOUR_RELOADS:
             last = max(row.last_ts, min(last, _slot(row.loaded_at, interval) - timedelta(seconds=interval)))
         slots = np.arange(int(hour.timestamp()), int(last.timestamp()) + 1, interval, dtype=np.int64)
-        expected = meters * slots.size + int((generator.bad_kinds(slots) == 5).sum()) if slots.size else 0
+        kinds = generator.bad_kinds(slots) if slots.size else np.empty(0, dtype=np.int64)
+        # Every slot's row of every meter, and the repeat of each duplicated one.
+        expected = meters * slots.size + int((kinds == BAD_KINDS.index("duplicate")).sum())
+        for kind, count in enumerate(np.bincount(kinds[kinds >= 0], minlength=len(BAD_KINDS))):
+            if count:
+                corrupted[RULE_OF_KIND[BAD_KINDS[kind]]] += int(count)
         got = (row.rows if row is not None else 0) + quarantined.get(hour, 0)
         entry = {
             "hour": f"{hour:%Y-%m-%d %H:00}",
@@ -84,6 +102,10 @@ def telemetry(engine: sa.Engine, generator, since: datetime, until: datetime) ->
         # Rows beyond what was served, repeated keys, and rows both loaded and quarantined.
         "rows_duplicated": totals["extra"] + totals["duplicate_keys"] + both,
         "quarantined_by_reason": by_reason,
+        # What the generator corrupted, by the rule each row breaks: a corrupted row that
+        # loaded, or a good one quarantined, shows as a difference here.
+        "corrupted_by_rule": dict(sorted(corrupted.items())),
+        "rows_misjudged": sum(abs(by_reason.get(rule, 0) - corrupted.get(rule, 0)) for rule in {*by_reason, *corrupted}),
         "hours": hours,
     }
 
