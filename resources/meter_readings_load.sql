@@ -117,7 +117,8 @@ alter table {load} rename to {partition_name};
 -- name: stage_lines
 -- Slow path, for a delivery with values that do not parse: one text field per line
 -- (readings_loader._LinesAsCopyText writes them, escaped for COPY's text format).
-create temp table _stage_lines (line bigserial, body text) on commit drop;
+-- invalid_bytes: the line held invalid UTF-8 or a NUL, written out as \xNN in body.
+create temp table _stage_lines (line bigserial, body text, invalid_bytes boolean not null) on commit drop;
 
 -- name: lines_checked
 -- Each line split into its fields the way COPY's CSV format reads them, so a line
@@ -138,6 +139,7 @@ select
     fields,
     case when fields is null then string_to_array(body, ',', '') end as pieces,
     case
+        when invalid_bytes then 'invalid_bytes'
         when fields is null or cardinality(fields) <> %(width)s then 'malformed_row'
         when not ({value_checks}) then 'malformed_value'
     end as reason
@@ -145,6 +147,7 @@ from (
     select
         line,
         body,
+        invalid_bytes,
         case
             when strpos(body, '"') = 0 and strpos(body, chr(13)) = 0 then string_to_array(body, ',', '')
             -- Quotes only around whole fields, none empty, none holding a comma or a quote:

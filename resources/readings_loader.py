@@ -235,10 +235,14 @@ def _copy(columns: Sequence[str], table: sql.Identifier, freeze: bool = False) -
 
 
 class _LinesAsCopyText:
-    """The body's lines, each escaped as the one field of a row of COPY's text format:
-    every line lands whole and as delivered, whatever bytes it holds (a quote, a tab, a
-    backslash, a lone carriage return, a `\\.`), less its line ending (LF or CRLF).
-    Streams in chunks: memory stays bounded, and the work is a few bytes.replace."""
+    """The body's lines as rows of COPY's text format: each line, escaped, as the first
+    field, whole and as delivered, whatever bytes it holds (a quote, a tab, a backslash,
+    a lone carriage return, a `\\.`), less its line ending (LF or CRLF); and whether it
+    held bytes no text column can: invalid UTF-8 or a NUL. Such a line lands with those
+    bytes written out (`\\xNN`) and is quarantined as `invalid_bytes`, so one bad byte
+    costs its line and not the hour. Streams in chunks of whole lines: memory is bound
+    by the chunk and the longest line, and for a clean chunk the work is a UTF-8 check
+    and a few bytes.replace."""
 
     def __init__(self, body: BinaryIO, size: int = 1 << 20):
         self.body, self.size, self.carry = body, size, b""
@@ -247,17 +251,39 @@ class _LinesAsCopyText:
         while True:
             chunk = self.body.read(self.size)
             if not chunk:
+                # The last line, if the body does not end with a line break.
                 tail, self.carry = self.carry, b""
-                return self._escaped(tail)
+                return self._rows(tail + b"\n") if tail else b""
             data = self.carry + chunk
-            # A carriage return last in the chunk may be the first half of a CRLF.
-            data, self.carry = (data[:-1], b"\r") if data.endswith(b"\r") else (data, b"")
+            end = data.rfind(b"\n") + 1
+            data, self.carry = data[:end], data[end:]
             if data:
-                return self._escaped(data.replace(b"\r\n", b"\n"))
+                return self._rows(data.replace(b"\r\n", b"\n"))
+
+    @classmethod
+    def _rows(cls, lines: bytes) -> bytes:
+        if b"\x00" not in lines and _is_utf8(lines):
+            return cls._escaped(lines).replace(b"\n", b"\tf\n")
+        return b"".join(cls._row(line) for line in lines[:-1].split(b"\n"))
+
+    @classmethod
+    def _row(cls, line: bytes) -> bytes:
+        if b"\x00" not in line and _is_utf8(line):
+            return cls._escaped(line) + b"\tf\n"
+        written = line.decode("utf-8", "backslashreplace").replace("\x00", "\\x00").encode()
+        return cls._escaped(written) + b"\tt\n"
 
     @staticmethod
     def _escaped(data: bytes) -> bytes:
         return data.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\r", b"\\r")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _stage_line_by_line(cur, q: dict, names: dict, body: BinaryIO, columns: Sequence[str], params: dict) -> tuple[int, dict[str, int]]:
@@ -265,7 +291,7 @@ def _stage_line_by_line(cur, q: dict, names: dict, body: BinaryIO, columns: Sequ
     quarantine the lines that do not parse with their reason and line number, and
     insert the rest, typed, into the load table."""
     cur.execute(q["stage_lines"])
-    cur.copy_expert("copy _stage_lines (body) from stdin", _LinesAsCopyText(body), size=1 << 20)
+    cur.copy_expert("copy _stage_lines (body, invalid_bytes) from stdin", _LinesAsCopyText(body), size=1 << 20)
     received = cur.rowcount
     # fields[i] is null for an empty unquoted field, as COPY reads it (a quoted "" is '').
     position = {name: sql.SQL("fields[{}]").format(sql.Literal(i + 1)) for i, name in enumerate(columns)}

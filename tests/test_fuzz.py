@@ -581,7 +581,7 @@ NOW = datetime.now(UTC)
 DOUBLES = ("energy_kwh", "active_power_kw", "reactive_power_kvar", "voltage_v", "current_a", "power_factor", "frequency_hz")
 # The fields a reading cannot lack (missing_value when empty).
 REQUIRED = ("ts", "meter_id", "facility_id", "interval_s", "energy_kwh")
-SLOW_PATH_RULES = {"malformed_row", "malformed_value"}
+SLOW_PATH_RULES = {"invalid_bytes", "malformed_row", "malformed_value"}
 
 
 @dataclass(frozen=True)
@@ -656,6 +656,10 @@ GARBAGE = st.one_of(
     st.tuples(st.just("malformed_value"), st.just("interval_s"), quotable(st.sampled_from(["1.5", "99999999999", "sixty", "60s"]))),
     # A quoted "" is the empty string, which no number or timestamp is (unquoted, it is null).
     st.tuples(st.just("malformed_value"), st.sampled_from(["ts", "interval_s", *DOUBLES]), st.just('""')),
+    # Bytes no text column holds: a NUL, or invalid UTF-8 (a surrogate escape stands for
+    # the byte: delivered_body writes it as that byte).
+    st.tuples(st.just("invalid_bytes"), st.sampled_from(READING_COLUMNS),
+              quotable(st.sampled_from(["1.5\x00", "\x00", "gr\udcffid", "\udcc3", "FZ-M1\udcfe", "\udc80\udc80"]))),
 )
 # Values that parse but break a rule, quoted or not.
 RULE_BREAKS = st.one_of(
@@ -747,7 +751,12 @@ def csv_line(row: Row, fields: dict[str, str], columns: list[str]) -> str:
 
 def delivered_body(rows: list[Row], fields: list[dict[str, str]], columns: list[str], newline: str) -> bytes:
     lines = [",".join(columns), *(csv_line(row, f, columns) for row, f in zip(rows, fields))]
-    return (newline.join(lines) + newline).encode()
+    return (newline.join(lines) + newline).encode("utf-8", "surrogateescape")
+
+
+def written_out(text: str) -> str:
+    """Text as the quarantine keeps it: the bytes no text column holds as \\xNN."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
 def load(engine, body: bytes, hour: datetime):
@@ -777,7 +786,7 @@ def test_no_delivery_stops_the_load_and_every_row_lands_once(fuzz_database, deli
     fields = [rendered(row, hour, f"grid-{number}-{i}") for i, row in enumerate(delivery.rows)]
     rules = expected_rules(delivery.rows)
     body = delivered_body(delivery.rows, fields, delivery.columns, delivery.newline)
-    note(body.decode())
+    note(body.decode("utf-8", "backslashreplace"))
 
     result, loaded, rejected = load(engine, body, hour)
 
@@ -801,6 +810,8 @@ def test_no_delivery_stops_the_load_and_every_row_lands_once(fuzz_database, deli
         rule, column, written = delivery.rows[i].mutation or (None, None, None)
         if rule == "malformed_value":
             assert quarantined[column] == unquoted(written)  # the values as delivered
+        elif rule == "invalid_bytes":
+            assert quarantined[column] == written_out(unquoted(written))
         elif rule != "malformed_row":
             assert quarantined["meter_id"] == unquoted(fields[i]["meter_id"])
 
@@ -830,7 +841,7 @@ def test_valid_rows_load_the_same_with_or_without_a_malformed_line(fuzz_database
         delivered = [row for row, _ in tagged]
         fields = [rendered(row, hour, tag) for row, tag in tagged]
         body = delivered_body(delivered, fields, columns, newline)
-        note(body.decode())
+        note(body.decode("utf-8", "backslashreplace"))
 
         result, loaded, rejected = load(engine, body, hour)
 

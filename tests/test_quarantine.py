@@ -161,11 +161,13 @@ def at(minute: int) -> str:
     return (HOUR + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _load_delivery(resources, lines: list[str], key: str = KEY):
+def _load_delivery(resources, lines: list[str | bytes], key: str = KEY):
     """Materialise the hour from a head-end that sends `lines`; returns the run's metadata."""
 
+    body = b"\n".join(line if isinstance(line, bytes) else line.encode() for line in lines) + b"\n"
+
     async def readings(request):
-        return Response("\n".join(lines) + "\n", media_type="text/csv")
+        return Response(body, media_type="text/csv")
 
     with BackgroundServer(Starlette(routes=[Route("/v1/readings", readings)])) as server:
         result = materialize([meter_readings], resources={**resources, "telemetry_api": TelemetryApiResource(base_url=server.url)}, partition_key=key)
@@ -236,3 +238,33 @@ def test_the_same_bad_lines_in_two_hours_are_kept_for_each(engine, resources):
             "select window_start, reason from raw.meter_readings_rejected where window_start = any(:hours) order by 1, 2"
         ), {"hours": [earlier, HOUR]}).all()
     assert [(w, r) for w, r in kept] == [(earlier, "malformed_row"), (earlier, "missing_value"), (HOUR, "malformed_row"), (HOUR, "missing_value")]
+
+
+def test_a_nul_or_invalid_utf8_costs_its_line_not_the_hour(engine, resources):
+    """Regression: a NUL byte or invalid UTF-8 in one line failed the whole hour on both
+    paths (no text column holds them, so even the slow path's staging refused it)."""
+    lines = [
+        HEADER,
+        f"{at(0)},MTR-0001-01,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,grid",
+        f"{at(1)},MTR-0001-01,FAC-0001,60,1.5\x00,90.0,10.0,230.0,130.0,0.95,50.0,grid".encode(),
+        f"{at(2)},MTR-0001-01,FAC-0001,60,1.5,90.0,10.0,230.0,130.0,0.95,50.0,".encode() + b"gr\xffid",
+        f"{at(3)},MTR-0001-02,FAC-0001,60,2.5,90.0,10.0,230.0,130.0,0.95,50.0,gr\u00fcn-strom",
+    ]
+    metadata = _load_delivery(resources, lines)
+    assert metadata["malformed_delivery"] is True
+    assert {k: v for k, v in metadata.items() if k.startswith("rejected/")} == {"rejected/invalid_bytes": 2}
+    assert metadata["rows_received"] == 4 and metadata["rows_loaded_in_run"] == 2
+    with engine.connect() as conn:
+        loaded = conn.execute(sa.text(
+            "select meter_id, energy_kwh, energy_source from raw.meter_readings where ts >= :s and ts < :e order by ts"
+        ), {"s": HOUR, "e": HOUR + timedelta(hours=1)}).all()
+        rejected = conn.execute(sa.text(
+            "select line, reason, ts, energy_kwh, energy_source from raw.meter_readings_rejected where window_start = :s order by line"
+        ), {"s": HOUR}).all()
+    # Valid UTF-8 beyond ASCII is text like any other.
+    assert [tuple(r) for r in loaded] == [("MTR-0001-01", 1.5, "grid"), ("MTR-0001-02", 2.5, "grün-strom")]
+    # Kept, with the bytes no column can hold written out.
+    assert [tuple(r) for r in rejected] == [
+        (2, "invalid_bytes", at(1), "1.5\\x00", "grid"),
+        (3, "invalid_bytes", at(2), "1.5", "gr\\xffid"),
+    ]
