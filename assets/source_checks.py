@@ -46,7 +46,7 @@ def expected_readings(postgres: PostgresResource, start: datetime, end: datetime
 
 
 def loaded_as_of(context: AssetCheckExecutionContext) -> datetime | None:
-    """When the last load of the window's last hour asked the head-end for it (its
+    """When the head-end answered the last load of the window's last hour (that
     materialisation's `loaded_as_of`), or None if no load recorded it.
 
     The check runs after the load, seconds or (rechecked) hours later, while the open

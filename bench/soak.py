@@ -143,6 +143,7 @@ def main() -> None:
         ("hostile webhooks sent / stored", f"{figures['hostile_sent']} / {figures['rejected_webhooks_stored']}"),
         ("facility-hours marts ≠ raw", f"{figures['facility_hours_mismatched']} of {figures['facility_hours_compared']}"),
         ("  marts behind raw (lag)", f"{figures['facility_hours_behind']}"),
+        ("  closed hour awaiting its :20 settlement", f"{figures['facility_hours_awaiting_settlement']}"),
         ("alerts raised", f"{figures['alerts_raised']}"),
         ("max lag of newest reading, s", f"{figures['max_lag_s']:.0f}"),
         ("settled after, s", f"{figures['settle_s']:.0f}"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -26,18 +27,45 @@ BI_ROLE = "wattline_bi"
 
 
 def ensure_warehouse_schema(database: Database) -> None:
-    """Create the raw and ops schemas and tables if they are missing."""
-    ddl = package_files.files("resources").joinpath("raw_schema.sql").read_text()
+    """Create the raw and ops schemas and tables, and the DR marts, if they are missing,
+    or bring them to this version of their DDL.
+
+    The DDL runs once per version of its text (`resources/warehouse_schema.sql` keeps
+    the digest): a warehouse already at it is only read, one row and no lock. Every
+    run's warehouse resource calls this, and the DDL itself locks the tables it names
+    even when there is nothing to do (`alter table … add column if not exists` takes
+    an exclusive lock, `create index if not exists` a share lock): run at every step,
+    it deadlocked against the runs writing those tables."""
+    ddl = [
+        package_files.files("resources").joinpath("raw_schema.sql").read_text(),
+        # The DR marts the Python assets write are dbt sources too: they exist from the start.
+        statements("dr_tables.sql")["create_tables"],
+    ]
+    digest = hashlib.sha256("\n".join(ddl).encode()).hexdigest()
+    version = statements("warehouse_schema.sql")
     engine = sa.create_engine(database.sqlalchemy_url)
     try:
         with engine.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+            if _applied_digest(cur, version) == digest:
+                return
             cur.execute("select pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
-            # No parameters: the DDL's own % signs (format() patterns) stay literal.
-            cur.execute(ddl)
-            # The DR marts the Python assets write are dbt sources too: they exist from the start.
-            cur.execute(statements("dr_tables.sql")["create_tables"])
+            if _applied_digest(cur, version) == digest:
+                return  # another process applied it while this one waited
+            for script in ddl:
+                # No parameters: the DDL's own % signs (format() patterns) stay literal.
+                cur.execute(script)
+            cur.execute(version["record"], {"digest": digest})
     finally:
         engine.dispose()
+
+
+def _applied_digest(cur, version: dict[str, str]) -> str | None:
+    cur.execute(version["tracked"])
+    if not cur.fetchone()[0]:
+        return None
+    cur.execute(version["applied"])
+    row = cur.fetchone()
+    return row[0] if row else None
 
 
 def ensure_bi_access(database: Database, password: str | None = None) -> bool:

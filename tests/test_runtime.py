@@ -126,3 +126,40 @@ def test_dagster_yaml_keeps_passwords_out_of_the_file(tmp_path):
     path = write_dagster_yaml(tmp_path, Database(url="postgresql://postgres:@/dagster?host=/tmp/sock"))
     config = yaml.safe_load(path.read_text())
     assert config["storage"]["postgres"]["postgres_url"] == "postgresql+psycopg2://postgres:@/dagster?host=/tmp/sock"
+
+
+def test_the_warehouse_ddl_runs_once_per_version_and_takes_no_lock_after(pg_server):
+    """Every run's warehouse resource ensures the schema. Re-running the DDL each time
+    took exclusive locks on the DR tables (`alter table … add column if not exists`)
+    and deadlocked against a plan run writing them; a warehouse at this version is now
+    only read. A changed DDL (an upgrade) is applied again."""
+    import threading
+
+    from resources.postgres import ensure_warehouse_schema
+
+    database = create_database(pg_server, "schema_version")
+    engine = sa.create_engine(database.sqlalchemy_url)
+    try:
+        ensure_warehouse_schema(database)
+        with engine.connect() as writer:
+            # A plan run mid-transaction: its row locks on the DR tables held.
+            writer.execute(sa.text("lock table ops.dr_events, marts.fct_dr_baseline in row exclusive mode"))
+            again = threading.Thread(target=ensure_warehouse_schema, args=(database,), daemon=True)
+            again.start()
+            again.join(timeout=60)
+            blocked = again.is_alive()
+            writer.rollback()
+        again.join(timeout=60)
+        assert not blocked, "ensure_warehouse_schema waited on a run's locks: it ran the DDL again"
+
+        # An older version of the DDL, and a table it lacked: brought up to date.
+        with engine.begin() as conn:
+            conn.execute(sa.text("update ops.warehouse_schema set digest = 'an older release'"))
+            conn.execute(sa.text("drop table marts.fct_dr_baseline"))
+        ensure_warehouse_schema(database)
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("select to_regclass('marts.fct_dr_baseline') is not null"))
+            assert conn.scalar(sa.text("select digest from ops.warehouse_schema")) != "an older release"
+    finally:
+        engine.dispose()
+        drop_database(pg_server, database)
