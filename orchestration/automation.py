@@ -12,9 +12,12 @@ launching a tick twice.
 from datetime import datetime, timedelta
 
 from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
     DefaultScheduleStatus,
     RunRequest,
     ScheduleEvaluationContext,
+    SkipReason,
     schedule,
 )
 
@@ -32,6 +35,7 @@ from orchestration.runs import HOURLY_KEY_FORMAT, hourly_range_tags
 LATE_READINGS = timedelta(minutes=15)
 # Sources revise a finished day's estimates for a while: yesterday is reloaded this long into today.
 LATE_DAY = timedelta(hours=2)
+READINGS = AssetKey(["raw", "meter_readings"])
 
 
 def open_hours(now: datetime) -> list[str]:
@@ -55,6 +59,15 @@ def open_days(now: datetime) -> list[str]:
 
 def _tick(context: ScheduleEvaluationContext) -> datetime:
     return context.scheduled_execution_time
+
+
+def _loaded(context: ScheduleEvaluationContext, hours: list[datetime]) -> bool:
+    """Whether any of these telemetry hours was ever loaded. A settlement of hours before
+    the platform's first load would rebuild nothing, and on a new warehouse it ran before
+    the automation had built the views the marts read: it failed, retried and alerted."""
+    keys = [f"{hour:{HOURLY_KEY_FORMAT}}" for hour in hours]
+    records = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=READINGS, asset_partitions=keys), limit=1)
+    return bool(records.records)
 
 
 def _partition_requests(keys: list[str], tick: datetime) -> list[RunRequest]:
@@ -119,8 +132,11 @@ def daily_registry(context: ScheduleEvaluationContext):
 def hourly_marts_settlement(context: ScheduleEvaluationContext):
     """Every hour at :20: rebuild the marts of the hour just closed, now that the readings
     delivered late (reloaded until :15) are in. The open hour's marts follow each reload
-    by their automation condition; this is the closed hour's last rebuild."""
+    by their automation condition; this is the closed hour's last rebuild. An hour never
+    loaded (a platform started after it) has nothing to settle: skipped."""
     closed = _tick(context).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    if not _loaded(context, [closed]):
+        return SkipReason(f"telemetry for {closed:%Y-%m-%d %H:00} UTC was never loaded: nothing to settle")
     return RunRequest(run_key=f"settle-hour@{closed:{HOURLY_KEY_FORMAT}}", partition_key=f"{closed:{HOURLY_KEY_FORMAT}}")
 
 
@@ -135,6 +151,8 @@ def daily_marts_settlement(context: ScheduleEvaluationContext):
     and carbon intensity are final (their sources are reloaded until 02:00), so costs and
     emissions are billed at the settled values rather than the estimates."""
     day = _tick(context).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    if not _loaded(context, [day + timedelta(hours=h) for h in range(24)]):
+        return SkipReason(f"no telemetry hour of {day:%Y-%m-%d} was ever loaded: nothing to settle")
     return RunRequest(run_key=f"settle-day@{day:%Y-%m-%d}", tags=hourly_range_tags(day, day + timedelta(days=1)))
 
 

@@ -10,6 +10,7 @@ from dagster import (
     DagsterInstance,
     build_schedule_context,
     evaluate_automation_conditions,
+    instance_for_test,
 )
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -27,13 +28,20 @@ from orchestration.automation import (
 from orchestration.definitions import defs
 
 
-def requests_at(schedule, tick: datetime) -> list:
-    with DagsterInstance.ephemeral() as instance:
+def requests_at(schedule, tick: datetime, loaded: tuple[str, ...] = ()) -> list:
+    return evaluate_at(schedule, tick, loaded).run_requests or []
+
+
+def evaluate_at(schedule, tick: datetime, loaded: tuple[str, ...] = ()):
+    """The schedule's tick on an instance where the telemetry hours `loaded` were materialised."""
+    # Persistent (a temporary folder): a schedule's context reopens its instance by reference.
+    with instance_for_test() as instance:
+        for key in loaded:
+            instance.report_runless_asset_event(AssetMaterialization(AssetKey(["raw", "meter_readings"]), partition=key))
         context = build_schedule_context(
             instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
         )
-        result = schedule.evaluate_tick(context)
-    return result.run_requests or []
+        return schedule.evaluate_tick(context)
 
 
 def test_the_open_hour_is_reloaded_and_the_closed_one_while_readings_may_be_late():
@@ -56,11 +64,20 @@ def test_today_is_reloaded_and_yesterday_early_in_the_day():
 
 
 def test_the_closed_hour_and_yesterday_are_settled_once_their_inputs_are_final():
-    (hour,) = requests_at(hourly_marts_settlement, datetime(2026, 3, 2, 10, 20, tzinfo=UTC))
+    (hour,) = requests_at(hourly_marts_settlement, datetime(2026, 3, 2, 10, 20, tzinfo=UTC), loaded=("2026-03-02-09:00",))
     assert hour.partition_key == "2026-03-02-09:00"
-    (day,) = requests_at(daily_marts_settlement, datetime(2026, 3, 2, 2, 30, tzinfo=UTC))
+    (day,) = requests_at(daily_marts_settlement, datetime(2026, 3, 2, 2, 30, tzinfo=UTC), loaded=("2026-03-01-17:00",))
     assert (day.tags[ASSET_PARTITION_RANGE_START_TAG], day.tags[ASSET_PARTITION_RANGE_END_TAG]) == ("2026-03-01-00:00", "2026-03-01-23:00")
     assert hour.run_key != day.run_key
+
+
+def test_hours_never_loaded_are_not_settled():
+    # A platform started at 10:05 on a new warehouse: 09:00 was never loaded, and its
+    # marts' inputs may not exist yet. The tick says so instead of failing a run.
+    hour = evaluate_at(hourly_marts_settlement, datetime(2026, 3, 2, 10, 20, tzinfo=UTC), loaded=("2026-03-02-10:00",))
+    assert not hour.run_requests and "2026-03-02 09:00 UTC was never loaded" in hour.skip_message
+    day = evaluate_at(daily_marts_settlement, datetime(2026, 3, 2, 2, 30, tzinfo=UTC), loaded=("2026-03-02-00:00",))
+    assert not day.run_requests and "2026-03-01 was ever loaded" in day.skip_message
 
 
 NOW = datetime(2026, 11, 23, 10, 40, tzinfo=UTC)
