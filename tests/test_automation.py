@@ -38,10 +38,12 @@ def evaluate_at(schedule, tick: datetime, loaded: tuple[str, ...] = ()):
     with instance_for_test() as instance:
         for key in loaded:
             instance.report_runless_asset_event(AssetMaterialization(AssetKey(["raw", "meter_readings"]), partition=key))
-        context = build_schedule_context(
+        # Closed before the instance: the context reopens the instance, and an open one
+        # would leave it as the current one for every later test in the session.
+        with build_schedule_context(
             instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
-        )
-        return schedule.evaluate_tick(context)
+        ) as context:
+            return schedule.evaluate_tick(context)
 
 
 def test_the_open_hour_is_reloaded_and_the_closed_one_while_readings_may_be_late():
