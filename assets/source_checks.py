@@ -14,11 +14,18 @@ head-end outage that delivers a half-empty hour fails, while one silent meter do
 import math
 from datetime import UTC, datetime
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetCheckSeverity, AssetKey, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetRecordsFilter,
+    asset_check,
+)
 
 from assets.carbon import grid_zones
 from assets.prices import price_zones
-from assets.telemetry import LOADED_AS_OF
+from assets.telemetry import LOADED_AS_OF, READINGS
 from assets.weather import facility_locations
 from orchestration.partitions import daily_partitions, hourly_partitions
 from resources.postgres import PostgresResource
@@ -28,7 +35,6 @@ from resources.postgres import PostgresResource
 READINGS_COMPLETENESS = 0.8
 # Daily feeds: share of the expected points (zones/facilities × intervals elapsed).
 FEED_COMPLETENESS = 0.9
-READINGS = AssetKey(["raw", "meter_readings"])
 
 
 def _elapsed(start: datetime, end: datetime, as_of: datetime | None = None) -> float:
@@ -52,8 +58,6 @@ def loaded_as_of(context: AssetCheckExecutionContext) -> datetime | None:
     The check runs after the load, seconds or (rechecked) hours later, while the open
     hour holds only the readings that had ended when it was asked for: judged as of now,
     the first load of every hour (at :00, with nothing to deliver yet) would fail."""
-    from dagster import AssetRecordsFilter
-
     records = context.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=READINGS, asset_partitions=[context.partition_key_range.end]), limit=1
     ).records

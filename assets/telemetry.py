@@ -33,6 +33,7 @@ class ReadingRulesConfig(Config):
     )
 
 
+READINGS = AssetKey(["raw", "meter_readings"])
 # The materialisation's metadata key for `Delivery.as_of`.
 LOADED_AS_OF = "loaded_as_of"
 
@@ -68,7 +69,7 @@ def hours(start: datetime, end: datetime) -> list[datetime]:
 
 
 @asset(
-    key=AssetKey(["raw", "meter_readings"]),
+    key=READINGS,
     deps=[AssetKey(["raw", "meters"])],
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),

@@ -12,7 +12,6 @@ launching a tick twice.
 from datetime import datetime, timedelta
 
 from dagster import (
-    AssetKey,
     AssetRecordsFilter,
     DefaultScheduleStatus,
     RunRequest,
@@ -21,6 +20,7 @@ from dagster import (
     schedule,
 )
 
+from assets.telemetry import READINGS
 from orchestration.jobs import (
     incremental_marts_job,
     prices_job,
@@ -35,7 +35,6 @@ from orchestration.runs import HOURLY_KEY_FORMAT, hourly_range_tags
 LATE_READINGS = timedelta(minutes=15)
 # Sources revise a finished day's estimates for a while: yesterday is reloaded this long into today.
 LATE_DAY = timedelta(hours=2)
-READINGS = AssetKey(["raw", "meter_readings"])
 
 
 def open_hours(now: datetime) -> list[str]:

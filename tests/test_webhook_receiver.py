@@ -278,13 +278,19 @@ def read_response(sock: socket.socket, limit_s: float) -> bytes:
     """One HTTP response: its head and the Content-Length bytes of body after it."""
     sock.settimeout(limit_s)
     received = b""
+
+    def more() -> bytes:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed mid-response: {received[:200]!r}"
+        return chunk
+
     while b"\r\n\r\n" not in received:
-        received += sock.recv(65536)
+        received += more()
     head, _, body = received.partition(b"\r\n\r\n")
     length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
     while len(body) < length:
-        body += sock.recv(65536)
-    return received
+        body += more()
+    return head + b"\r\n\r\n" + body
 
 
 def test_a_client_dribbling_its_headers_is_cut_off(receiver, monkeypatch):
