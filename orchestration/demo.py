@@ -122,7 +122,13 @@ def call_demo_event(instance, warehouse_url: str, secret: str, facilities: int, 
         receiver.stop()
     if answer.status_code != 202:
         raise RuntimeError(f"the receiver refused the demo event: {answer.status_code} {answer.text}")
-    with build_sensor_context(instance=instance, resources={"postgres": PostgresResource()}, sensor_name=dr_events_sensor.name) as context:
+    # The evaluation starts just before this event: events an earlier demo or a utility left
+    # in the inbox are the served platform's DR sensor's to plan, from its own cursor, and
+    # never join this event's run.
+    cursor = str(answer.json()["inbox_id"] - 1)
+    with build_sensor_context(
+        instance=instance, resources={"postgres": PostgresResource()}, sensor_name=dr_events_sensor.name, cursor=cursor,
+    ) as context:
         result = dr_events_sensor(context)
     for request in getattr(result, "dynamic_partitions_requests", None) or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))

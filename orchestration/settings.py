@@ -258,5 +258,29 @@ def load_settings(**overrides: object) -> WattlineSettings:
 
 @functools.cache
 def get_settings() -> WattlineSettings:
-    """The process-wide settings, read once."""
-    return load_settings()
+    """The process-wide settings, read once, and pinned for the rest of the process.
+
+    The first read takes `.env` from the working directory the command started in and
+    resolves a relative WATTLINE_HOME against it; both are then written into this
+    process's environment (what was already exported wins over `.env`). A later read, after
+    dbt moved the working directory into dbt_project/ or after a cache clear, and every
+    child process (webserver, daemon, run workers) therefore see the same settings: before,
+    a reread from dbt_project/ started a second, empty embedded server there.
+    """
+    settings = load_settings()
+    pin_environment(settings)
+    return settings
+
+
+def pin_environment(settings: WattlineSettings) -> None:
+    """Export `.env`'s WATTLINE_* values (where unset) and the absolute WATTLINE_HOME."""
+    import os
+
+    from dotenv import dotenv_values
+
+    env_file = Path(WattlineSettings.model_config["env_file"])
+    if env_file.is_file():
+        for name, value in dotenv_values(env_file).items():
+            if name.upper().startswith(ENV_PREFIX) and value is not None:
+                os.environ.setdefault(name.upper(), value)
+    os.environ[f"{ENV_PREFIX}HOME"] = str(settings.home)

@@ -32,7 +32,7 @@ DR_RUN_TAGS = {"dagster/priority": "10"}
         "requests a dr_plan_job run for it (in a burst, one run per 25 consecutive versions, as a "
         "partition range), once the models a plan reads exist. The run key is the event id and "
         "version (or the range's first and last): a redelivery never plans twice, a revised event "
-        "plans again. Cancelled versions (an OpenADR DELETE) get a partition but no run."
+        "plans again. Versions no longer waiting (cancelled by an OpenADR DELETE, or planned already) get a partition but no run."
     ),
 )
 def dr_events_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
@@ -62,8 +62,8 @@ def plan_requests(rows: list[tuple]) -> list[RunRequest]:
     event version, or, in a burst, one per PLAN_BATCH consecutive versions, as a range of
     the partitions this evaluation adds. Each run costs seconds of process start and
     code-location load; a thousand events a run each would hold the run queue (and
-    every telemetry load behind it) for the better part of an hour. Cancelled versions
-    get no run and end a range."""
+    every telemetry load behind it) for the better part of an hour. Versions no longer
+    waiting (not 'received') get no run and end a range."""
     requests, batch = [], []
 
     def flush() -> None:
@@ -82,7 +82,9 @@ def plan_requests(rows: list[tuple]) -> list[RunRequest]:
         batch.clear()
 
     for row in rows:
-        if row[3] == "cancelled":
+        # Only a version still 'received' waits for a plan: one already planned (by the demo,
+        # or a run an earlier cursor requested) or cancelled is never planned again.
+        if row[3] != "received":
             flush()
             continue
         batch.append(row)

@@ -87,6 +87,22 @@ def test_a_burst_is_planned_in_runs_of_consecutive_versions(inbox):
     assert covered == [k for k in keys if not k.endswith("deleted:v1")]
 
 
+def test_a_version_planned_already_is_not_planned_again_from_an_earlier_cursor(inbox):
+    """`wattline demo` plans its own event in-process; the daemon, served afterwards for
+    the first time, evaluates from cursor 0: it plans what still waits (an event a failed
+    demo left behind) and never the planned event again, alone or in a range."""
+    database, engine = inbox
+    build_plan_inputs(engine)
+    start = FLEET_END - timedelta(hours=3)
+    add_dr_event(engine, "DEMO-LEFT", "v1", ["F-A"], start, start + timedelta(hours=1))
+    add_dr_event(engine, "DEMO-DONE", "v1", ["F-A"], start, start + timedelta(hours=1), status="planned")
+    add_dr_event(engine, "LATER", "v1", ["F-A"], start, start + timedelta(hours=1))
+
+    result = evaluate(database, "0")
+    assert [r.partition_key for r in result.run_requests] == ["DEMO-LEFT@v1", "LATER@v1"]
+    assert all(r.partition_key_range is None for r in result.run_requests)
+
+
 # Thursday 2 April 2026, 19:00–21:00 UTC: 21:00–23:00 in Berlin, 15:00–17:00 in New York.
 EVENT_START = FLEET_END - timedelta(hours=5)
 EVENT_END = EVENT_START + timedelta(hours=2)
