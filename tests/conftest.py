@@ -244,17 +244,28 @@ def simulated_fleet(pg_server, warehouse, dbt_manifest):
 
 
 def pytest_collection_finish(session):
-    """The short soak (tests/test_soak.py) starts as soon as the session has selected it
-    and runs in the background beside the other modules; its tests read its audit."""
-    if any(item.module.__name__.endswith("test_soak") for item in session.items):
+    """The short soak (tests/test_soak.py) and the README's `make demo` twice
+    (tests/test_readme_path.py) start as soon as the session has selected them and run in
+    the background beside the other modules; their tests read what they left."""
+    modules = {item.module.__name__.rpartition(".")[2] for item in session.items}
+    if "test_readme_path" in modules:
+        from tests.test_readme_path import README_KEY, start_readme_path
+
+        session.config.stash[README_KEY] = start_readme_path()
+    if "test_soak" in modules:
         from tests.test_soak import SOAK_KEY, start_soak
 
         session.config.stash[SOAK_KEY] = start_soak()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """An interrupted session stops the soak (it cleans up on SIGTERM)."""
+    """An interrupted session stops the soak (it cleans up on SIGTERM) and the demo."""
+    from tests.test_readme_path import README_KEY, stop_readme_path
     from tests.test_soak import SOAK_KEY
+
+    readme = session.config.stash.get(README_KEY, None)
+    if readme is not None and readme[0].is_alive():
+        stop_readme_path(*readme)
 
     process, _ = session.config.stash.get(SOAK_KEY, (None, None))
     if process is not None and process.poll() is None:

@@ -53,6 +53,7 @@ class ReadmePath:
     runs: list[DemoRun] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
+    process: subprocess.Popen | None = None
 
 
 def user_environment(clone: Path) -> dict[str, str]:
@@ -110,13 +111,13 @@ def make_clone(root: Path) -> Path:
     return clone
 
 
-def run_make_demo(clone: Path, log: Path) -> DemoRun:
+def run_make_demo(state: ReadmePath, log: Path) -> DemoRun:
     """`make demo` in the clone; Ctrl-C (SIGINT to its process group, as a terminal does)
     once it serves; the output and exit code."""
     started = time.monotonic()
     with log.open("w") as out:
-        process = subprocess.Popen(
-            ["make", "demo"], cwd=clone, env=user_environment(clone), stdout=out, stderr=subprocess.STDOUT,
+        state.process = process = subprocess.Popen(
+            ["make", "demo"], cwd=state.clone, env=user_environment(state.clone), stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
     deadline = started + RUN_TIMEOUT_S
@@ -136,7 +137,7 @@ def run_make_demo(clone: Path, log: Path) -> DemoRun:
 def walk_the_readme_path(state: ReadmePath) -> None:
     try:
         for n in (1, 2):
-            state.runs.append(run_make_demo(state.clone, state.clone.parent / f"make-demo-{n}.log"))
+            state.runs.append(run_make_demo(state, state.clone.parent / f"make-demo-{n}.log"))
             if state.runs[-1].exit_code != 0:
                 break
         state.events = inbox(state.clone)
@@ -171,7 +172,7 @@ def stop_server(clone: Path) -> None:
         if (home / "pgdata").exists():
             subprocess.run(
                 [str(clone / ".venv/bin/python"), "-c", f"from orchestration import embedded_postgres; embedded_postgres.stop({str(home)!r})"],
-                cwd=clone, env=user_environment(clone), capture_output=True, timeout=120,
+                cwd=clone, env=user_environment(clone), capture_output=True, timeout=120, check=False,
             )
 
 
@@ -184,6 +185,18 @@ def start_readme_path():
     thread = threading.Thread(target=walk_the_readme_path, args=(state,), daemon=True, name="readme-path")
     thread.start()
     return thread, state
+
+
+def stop_readme_path(thread, state: ReadmePath) -> None:
+    """An interrupted session ends the demo (Ctrl-C, as its user would) and its server."""
+    if state.process is not None and state.process.poll() is None:
+        os.killpg(state.process.pid, signal.SIGINT)
+        try:
+            state.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(state.process.pid, signal.SIGKILL)
+    thread.join(timeout=180)
+    stop_server(state.clone)
 
 
 README_KEY = pytest.StashKey[tuple]()

@@ -62,6 +62,33 @@ def test_dotenv_file_is_read(monkeypatch, tmp_path):
     assert settings.unset_sources == ["WATTLINE_WEATHER_API_URL", "WATTLINE_PRICE_API_URL", "WATTLINE_CARBON_API_URL"]
 
 
+def test_the_first_read_pins_home_and_dotenv_for_the_process(monkeypatch, tmp_path):
+    """`make demo` with the defaults: the relative home and `.env` are read where the
+    command started; dbt later moves the working directory into dbt_project/ and the
+    settings are read again (and by every child process): they must not move with it."""
+    from orchestration.settings import get_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WATTLINE_HOME", raising=False)
+    monkeypatch.delenv("WATTLINE_SIM_FACILITIES", raising=False)  # restored after: the pin exports it
+    (tmp_path / ".env").write_text("WATTLINE_SIM_FACILITIES=7\n")
+    get_settings.cache_clear()
+    try:
+        first = get_settings()
+        (tmp_path / "dbt_project").mkdir()
+        monkeypatch.chdir(tmp_path / "dbt_project")
+        get_settings.cache_clear()
+        again = get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert first.home == again.home == tmp_path / ".wattline"
+    assert first.sim_facilities == again.sim_facilities == 7
+    # What a child process (webserver, daemon, run worker) inherits.
+    import os
+
+    assert os.environ["WATTLINE_HOME"] == str(tmp_path / ".wattline")
+
+
 def test_the_simulator_stands_in_only_while_a_source_is_unset(monkeypatch):
     for name in ("TELEMETRY", "WEATHER", "PRICE", "CARBON"):
         monkeypatch.setenv(f"WATTLINE_{name}_API_URL", f"https://{name.lower()}.example")
