@@ -216,9 +216,9 @@ def test_password_is_set_at_bootstrap_as_a_verifier_and_never_logged(bi_warehous
 
 
 def test_bi_password_setting_is_secret_and_empty_means_unset(monkeypatch):
-    monkeypatch.setenv("WATTLINE_BI_PASSWORD", "s3cret-bi")
+    monkeypatch.setenv("WATTLINE_BI_PASSWORD", "s3cret-bi-password")
     settings = load_settings()
-    assert settings.bi_password.get_secret_value() == "s3cret-bi"
-    assert "s3cret-bi" not in repr(settings)
+    assert settings.bi_password.get_secret_value() == "s3cret-bi-password"
+    assert "s3cret-bi-password" not in repr(settings)
     monkeypatch.setenv("WATTLINE_BI_PASSWORD", "")
     assert load_settings().bi_password is None
