@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -40,6 +41,7 @@ from starlette.routing import Route
 from resources.sql_files import statements
 from sensors.dr_events import DrEvent, InvalidEvent, check_kw_target, utility_event
 from sensors.openadr import notification_event
+from sensors.webhook_server import InFlightLimit
 
 log = logging.getLogger("wattline.webhooks")
 
@@ -147,7 +149,7 @@ def create_app(config: ReceiverConfig | None = None) -> Starlette:
         yield
         engine.dispose()
 
-    return Starlette(lifespan=lifespan, routes=[
+    return Starlette(lifespan=lifespan, middleware=[Middleware(InFlightLimit)], routes=[
         Route("/healthz", healthz, methods=["GET"]),
         Route("/webhooks/utility/dr-notification", utility_notification, methods=["POST"]),
         Route("/webhooks/openadr3/notification", openadr_notification, methods=["POST"]),

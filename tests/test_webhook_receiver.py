@@ -22,7 +22,6 @@ import uvicorn
 
 from sensors import webhook_app, webhook_server
 from sensors.webhook_app import MAX_BODY_BYTES, ReceiverConfig, create_app
-from sensors.webhook_server import KEEP_ALIVE_S, LIMIT_CONCURRENCY, HeaderDeadlineProtocol
 
 SECRET_KEY = secrets.token_bytes(32)
 SECRET = "whsec_" + base64.b64encode(SECRET_KEY).decode()
@@ -56,8 +55,7 @@ def serve(config: ReceiverConfig):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(
-        create_app(config), host="127.0.0.1", port=port, log_level="warning",
-        http=HeaderDeadlineProtocol, limit_concurrency=LIMIT_CONCURRENCY, timeout_keep_alive=KEEP_ALIVE_S,
+        create_app(config), host="127.0.0.1", port=port, log_level="warning", **webhook_server.uvicorn_settings(),
     ))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -441,3 +439,64 @@ def test_a_receiver_pointed_at_a_closed_port_answers_503_with_retry_after():
         assert response.status_code == 503 and int(response.headers["retry-after"]) > 0
         assert response.headers["content-type"] == "application/json"
         assert "the database is unavailable" in response.json()["error"]
+
+
+def test_idle_connections_never_lock_the_utility_out(receiver, engine):
+    """80 TCP connections from loopback that send nothing (more than the 64 requests the
+    receiver answers at once): a signed delivery and /healthz from the same address still
+    answer at once, and the idle connections past the per-client cap are closed."""
+    idle = [raw_connection(receiver) for _ in range(80)]
+    try:
+        body = event()
+        began = time.monotonic()
+        response = send(receiver, body)
+        assert response.status_code == 202, response.text
+        health = requests.get(receiver + "/healthz", timeout=5)
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+        assert time.monotonic() - began < 5
+        assert len(stored(engine, body["event_id"])) == 1
+
+        def closed(sock: socket.socket) -> bool:
+            sock.setblocking(False)
+            try:
+                return sock.recv(1) == b""
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
+
+        deadline = time.monotonic() + 10
+        while sum(closed(sock) for sock in idle) < len(idle) - webhook_server.MAX_IDLE_PER_CLIENT:
+            assert time.monotonic() < deadline, "the idle connections past the per-client cap stayed open"
+            time.sleep(0.05)
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_past_the_requests_in_flight_a_request_gets_503_with_retry_after(receiver, monkeypatch):
+    """Requests whose bodies are still arriving hold the receiver's slots; the next one is
+    told to come back (503, Retry-After) instead of queueing, and the slots free again."""
+    monkeypatch.setattr(webhook_server, "MAX_IN_FLIGHT", 2)
+    raw = json.dumps(event()).encode()
+    holders = []
+    try:
+        for _ in range(2):
+            sock = raw_connection(receiver)
+            sock.sendall(
+                f"POST {PATH} HTTP/1.1\r\nHost: receiver\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw[:10]
+            )
+            holders.append(sock)
+        deadline = time.monotonic() + 10
+        while (response := requests.get(receiver + "/healthz", timeout=5)).status_code != 503:
+            assert time.monotonic() < deadline, "two requests in flight did not fill the slots"
+            time.sleep(0.05)
+        assert int(response.headers["retry-after"]) > 0 and "requests at once" in response.json()["error"]
+    finally:
+        for sock in holders:
+            sock.close()
+    deadline = time.monotonic() + 15
+    while requests.get(receiver + "/healthz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "the slots were not given back"
+        time.sleep(0.05)
