@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from orchestration import cli_params
 from orchestration.database import Database
 from orchestration.settings import SettingsError, get_settings
 
@@ -109,7 +110,7 @@ def prepare() -> None:
 
 
 @main.command()
-@click.option("--url", default=None, help="The Dagster UI to photograph (default: this machine's WATTLINE_UI_PORT on loopback).")
+@click.option("--url", default=None, type=cli_params.HTTP_URL, help="The Dagster UI to photograph (default: this machine's WATTLINE_UI_PORT on loopback).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("docs/tour"), show_default=True)
 def tour(url: str | None, out_dir: Path) -> None:
     """Screenshot the running Dagster UI (catalog, lineage, an asset, automation, runs) in
@@ -127,9 +128,9 @@ def tour(url: str | None, out_dir: Path) -> None:
 
 
 @main.command("backfill")
-@click.option("--start", required=True, help="First hour to load, UTC: 2026-05-01 or 2026-05-01T06:00 (rounded down to the hour).")
-@click.option("--end", required=True, help="End of the range, UTC, exclusive (rounded up to the hour; at most the open hour).")
-def backfill_command(start: str, end: str) -> None:
+@click.option("--start", required=True, type=cli_params.MOMENT, help="First hour to load, UTC: 2026-05-01 or 2026-05-01T06:00 (rounded down to the hour).")
+@click.option("--end", required=True, type=cli_params.MOMENT, help="End of the range, UTC, exclusive (rounded up to the hour; at most the open hour).")
+def backfill_command(start, end) -> None:
     """Load and model [START, END) through the asset graph, with progress: telemetry one
     run per day, weather and grid per day, then the marts (runs show in the UI)."""
     from datetime import UTC, datetime, timedelta
@@ -142,17 +143,12 @@ def backfill_command(start: str, end: str) -> None:
     from orchestration.runtime import bootstrap, serve_unset_sources
     from resources.dbt import prepare_manifest
 
-    def hour(text: str, name: str, up: bool) -> datetime:
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            raise click.BadParameter(f"not an ISO 8601 date or time: {text!r}", param_hint=name) from None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    def hour(value: datetime, up: bool) -> datetime:
         floor = value.replace(minute=0, second=0, microsecond=0)
         return floor + timedelta(hours=1) if up and floor < value else floor
 
     settings = _settings()
-    first, last = hour(start, "--start", up=False), hour(end, "--end", up=True)
+    first, last = hour(start, up=False), hour(end, up=True)
     open_hour_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     history = datetime.combine(settings.history_start, datetime.min.time(), UTC)
     if last <= first:
@@ -211,7 +207,7 @@ def _warehouse_cursor():
 
 @alerts.command("list")
 @click.option("--all", "include_resolved", is_flag=True, help="Include resolved alerts.")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000), help="Most alerts to list.")
 def alerts_list(include_resolved: bool, limit: int) -> None:
     """Open alerts (active first, worst first), or every alert with --all."""
     from resources.alert_store import list_alerts
@@ -230,8 +226,8 @@ def alerts_list(include_resolved: bool, limit: int) -> None:
 
 
 @alerts.command("ack")
-@click.argument("alert_id", type=int)
-@click.option("--by", default=lambda: os.environ.get("USER", "operator"), show_default="$USER", help="Who acknowledges it.")
+@click.argument("alert_id", type=click.IntRange(1, 2**63 - 1))
+@click.option("--by", default=lambda: os.environ.get("USER", "operator"), show_default="$USER", type=cli_params.Text(100), help="Who acknowledges it.")
 def alerts_ack(alert_id: int, by: str) -> None:
     """Acknowledge an active alert: someone is on it (it stays open until the condition clears)."""
     from resources.alert_store import acknowledge
@@ -249,42 +245,38 @@ def simulate() -> None:
 
 
 @simulate.command("dr-event")
-@click.option("--facilities", required=True, help="Comma-separated facility ids, e.g. FAC-0001,FAC-0002.")
-@click.option("--start", default="+30m", show_default=True,
-              help="Event start: ISO 8601 with a time zone, or +Nm / +Nh from now (rounded up to a quarter hour).")
-@click.option("--duration", default="60", show_default=True, help="Event length in minutes (or 2h).")
-@click.option("--reduction-pct", type=float, help="Reduction asked, % of each facility's baseline.")
-@click.option("--reduction-kw", type=float, help="Reduction asked across the facilities, kW (instead of a percentage).")
-@click.option("--event-id", help="Event id (default: SIM-<time>); the same id with other fields is a revision.")
-@click.option("--url", help="Receiver root (default: http://127.0.0.1:$WATTLINE_WEBHOOK_PORT).")
+@click.option("--facilities", required=True, type=cli_params.ID_LIST, help="Comma-separated facility ids, e.g. FAC-0001,FAC-0002.")
+@click.option("--start", default="+30m", show_default=True, type=cli_params.EVENT_START,
+              help="Event start: ISO 8601 with a time zone, or +Nm / +Nh from now (rounded up to a quarter hour); at most 7 days ahead.")
+@click.option("--duration", default="60", show_default=True, type=cli_params.EVENT_DURATION,
+              help="Event length in minutes (or 2h): whole quarter hours, 15 minutes to 24 hours.")
+@click.option("--reduction-pct", type=cli_params.FiniteFloat(0, 100, min_open=True), help="Reduction asked, % of each facility's baseline, in (0, 100].")
+@click.option("--reduction-kw", type=cli_params.FiniteFloat(0, min_open=True), help="Reduction asked across the facilities, kW (instead of a percentage).")
+@click.option("--event-id", type=cli_params.IDENTIFIER_PARAM, help="Event id (default: SIM-<time>); the same id with other fields is a revision.")
+@click.option("--url", type=cli_params.HTTP_URL, help="Receiver root (default: http://127.0.0.1:$WATTLINE_WEBHOOK_PORT).")
 def simulate_dr_event(facilities, start, duration, reduction_pct, reduction_kw, event_id, url) -> None:
     """Send a correctly signed DR event webhook, as a utility would (WATTLINE_WEBHOOK_SECRET signs it)."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
-    from simulator.utility import DrCall, call_event, next_quarter_hour
+    from sensors.dr_events import InvalidEvent, check_window
+    from simulator.utility import DrCall, call_event
 
+    if (reduction_pct is None) == (reduction_kw is None):
+        raise click.UsageError("give exactly one of --reduction-pct and --reduction-kw")
+    try:
+        # The receiver's rules for the window (quarter hours, …), before anything is sent.
+        check_window(start, start + duration)
+    except InvalidEvent as exc:
+        raise click.BadParameter(str(exc), param_hint="'--start' / '--duration'") from None
     settings = _settings()
     if settings.webhook_secret is None:
         raise click.ClickException("WATTLINE_WEBHOOK_SECRET is not set: the utility has nothing to sign with")
-    if (reduction_pct is None) == (reduction_kw is None):
-        raise click.ClickException("give exactly one of --reduction-pct and --reduction-kw")
     now = datetime.now(UTC)
-    try:
-        if start.startswith("+"):
-            amount, unit = float(start[1:-1]), start[-1]
-            begins = next_quarter_hour(now, timedelta(minutes=amount) if unit == "m" else timedelta(hours=amount))
-        else:
-            begins = datetime.fromisoformat(start)
-            if begins.tzinfo is None:
-                raise ValueError("no time zone")
-        minutes = float(duration[:-1]) * 60 if duration.endswith("h") else float(duration)
-    except ValueError as exc:
-        raise click.ClickException(f"cannot read --start {start!r} / --duration {duration!r}: {exc}") from None
     call = DrCall(
         event_id=event_id or f"SIM-{now:%Y%m%dT%H%M%S}",
-        facility_ids=[f.strip() for f in facilities.split(",") if f.strip()],
-        start=begins,
-        end=begins + timedelta(minutes=minutes),
+        facility_ids=facilities,
+        start=start,
+        end=start + duration,
         reduction_pct=reduction_pct,
         reduction_kw=reduction_kw,
     )

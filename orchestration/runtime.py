@@ -74,7 +74,11 @@ def ensure_database(server: Database, name: str) -> None:
             exists = conn.scalar(sa.text("select 1 from pg_database where datname = :n"), {"n": name})
             if not exists:
                 # An identifier cannot be a bound parameter: quoted by the dialect instead.
-                conn.execute(sa.text(f"create database {conn.dialect.identifier_preparer.quote_identifier(name)}"))
+                quoted = conn.dialect.identifier_preparer.quote_identifier(name)
+                conn.execute(sa.text(f"create database {quoted}"))
+                # PUBLIC (so wattline_bi) may connect to and make temporary tables in a new
+                # database; only its owner needs to (resources/bi_access.sql, every bootstrap).
+                conn.execute(sa.text(f"revoke connect, temporary on database {quoted} from public"))
     except sa.exc.OperationalError as exc:
         raise BootstrapError(
             f"cannot reach PostgreSQL at {server.redacted_url}: {exc.orig}".strip()

@@ -70,6 +70,27 @@ def check_webhook_secret(value: str) -> None:
         raise ValueError(f"the key is {len(key)} bytes; use 24 to 64 random bytes")
 
 
+MIN_TOKEN_CHARS = 32  # a bearer token: 32 random characters carry 128 bits or more
+MIN_TOKEN_DISTINCT = 8
+MIN_PASSWORD_CHARS = 16  # the BI role's password guards a network-reachable login
+MIN_PASSWORD_DISTINCT = 5
+
+
+def check_strength(value: str, *, what: str, min_chars: int, min_distinct: int) -> None:
+    """A credential someone could not guess in a few tries: long enough, of enough
+    different characters, without spaces (a header or URL would cut it). The message
+    never repeats the value: it is a secret."""
+    if len(value) < min_chars:
+        raise ValueError(f"the {what} is {len(value)} characters; use at least {min_chars} random ones, e.g. "
+                         "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError(f"the {what} holds spaces or control characters")
+    distinct = len(set(value))
+    if distinct < min_distinct:
+        raise ValueError(f"the {what} repeats {distinct} different character(s); use at least {min_distinct} "
+                         "(random characters, not a pattern)")
+
+
 class WattlineSettings(BaseSettings):
     """What an operator can configure. Defaults run everything on this machine."""
 
@@ -197,7 +218,21 @@ class WattlineSettings(BaseSettings):
             check_webhook_secret(value.get_secret_value())
         return value
 
-    @field_validator("bi_password", "webhook_secret", "openadr_token", "notify_webhook_secret", "notify_smtp_url", mode="before")
+    @field_validator("openadr_token")
+    @classmethod
+    def _bearer_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_strength(value.get_secret_value(), what="token", min_chars=MIN_TOKEN_CHARS, min_distinct=MIN_TOKEN_DISTINCT)
+        return value
+
+    @field_validator("bi_password")
+    @classmethod
+    def _bi_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_strength(value.get_secret_value(), what="password", min_chars=MIN_PASSWORD_CHARS, min_distinct=MIN_PASSWORD_DISTINCT)
+        return value
+
+    @field_validator("bi_password", "webhook_secret", "openadr_token", "carbon_api_token", "notify_webhook_secret", "notify_smtp_url", mode="before")
     @classmethod
     def _empty_secret(cls, value: object) -> object:
         return None if value == "" else value

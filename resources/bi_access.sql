@@ -42,7 +42,37 @@ begin
             grant select on tables to wattline_bi;
     end if;
 
-    -- A hardened server may have taken CONNECT from PUBLIC.
+    -- Databases: wattline_bi connects to the warehouse only, and creates nothing there,
+    -- temporary tables included. PUBLIC holds CONNECT and TEMP on every database by
+    -- default, so taking them from wattline_bi alone would change nothing: PUBLIC loses
+    -- them on the warehouse and on every other database this user owns (the embedded
+    -- server's `dagster`, `postgres` and `template1`; an external server's Dagster
+    -- storage when it is ours). Their owner keeps its own, and superusers need none.
+    for item in
+        select d.datname, d.datname = current_database() as is_warehouse
+        from pg_database d
+        where d.datallowconn
+          and (d.datname = current_database() or d.datdba = (select oid from pg_roles where rolname = current_user))
+          and (
+              has_database_privilege('public', d.datname, 'connect')
+              or has_database_privilege('public', d.datname, 'temporary')
+              or exists (
+                  select from aclexplode(d.datacl) a
+                  where a.grantee = bi and (d.datname <> current_database() or a.privilege_type <> 'CONNECT')
+              )
+          )
+    loop
+        begin
+            execute format('revoke connect, temporary on database %I from public', item.datname);
+            if item.is_warehouse then
+                execute format('revoke create, temporary on database %I from wattline_bi', item.datname);
+            else
+                execute format('revoke all on database %I from wattline_bi', item.datname);
+            end if;
+        exception when others then
+            raise warning 'wattline_bi: could not revoke PUBLIC''s CONNECT and TEMP on database %: %', item.datname, sqlerrm;
+        end;
+    end loop;
     if not has_database_privilege('wattline_bi', current_database(), 'connect') then
         execute format('grant connect on database %I to wattline_bi', current_database());
     end if;

@@ -2,7 +2,8 @@
 -- named statements (resources/sql_files.py).
 
 -- name: known_facilities
-select facility_id
+-- With the contract demand a kW target is checked against (null: not in the registry).
+select facility_id, contract_demand_kw
 from raw.facilities
 where active and facility_id = any(%(facility_ids)s);
 

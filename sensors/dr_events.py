@@ -8,7 +8,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+# What an event may ask for; the receiver's two endpoints and `wattline simulate dr-event`
+# apply these rules (check_window, check_kw_target), and README's webhook section lists them.
+PLAN_INTERVAL = timedelta(minutes=15)  # the reduction plan's grain (marts.fct_dr_reduction_plan)
+MIN_EVENT_DURATION = PLAN_INTERVAL  # a shorter event would be planned as a whole interval anyway
 MAX_EVENT_DURATION = timedelta(hours=24)  # DR events last hours; a day-long plan is a mistake upstream
+MAX_LEAD = timedelta(days=7)  # utilities call events a day ahead at most; a week covers test events
+# A facility the registry gives no contract demand counts as this much (1 GW: more than
+# any single site draws), so a kW target no portfolio could shed is still refused.
+UNKNOWN_FACILITY_KW = 1_000_000.0
 MAX_FACILITIES = 1000
 MAX_ID_LENGTH = 200
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/@-]*")
@@ -18,6 +26,7 @@ MAX_UTC_OFFSET = timedelta(hours=14)  # Kiribati; PostgreSQL refuses offsets pas
 MAX_JSON_DEPTH = 64
 # PostgreSQL's jsonb holds neither NUL nor a lone UTF-16 surrogate: the insert would fail.
 UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class InvalidEvent(ValueError):
@@ -27,6 +36,10 @@ class InvalidEvent(ValueError):
     def __init__(self, message: str, status: int = 422):
         super().__init__(message)
         self.status = status
+
+
+class EventOver(InvalidEvent):
+    """An event whose window has ended: nothing to plan (and, for a DELETE, nothing to cancel)."""
 
 
 @dataclass(frozen=True)
@@ -87,13 +100,14 @@ def _check_storable(payload: object) -> None:
             pending.extend((child, depth + 1) for child in children)
 
 
-def utility_event(body: bytes) -> DrEvent:
+def utility_event(body: bytes, now: datetime | None = None) -> DrEvent:
     """The event in a `POST /webhooks/utility/dr-notification` body:
     `{event_id, facility_ids[], event_start, event_end, target_reduction_percentage}` or
     `target_reduction_kw` instead of the percentage, and optionally `version`.
 
     Without a `version`, the version is a digest of the event's fields: a redelivery
-    is the same version, a revision (new window, facilities or target) a new one.
+    is the same version, a revision (new window, facilities or target) a new one. The
+    window is judged as of `now` (default: the clock): see check_window.
     """
     payload = parse_json(body)
     if not isinstance(payload, dict):
@@ -106,7 +120,7 @@ def utility_event(body: bytes) -> DrEvent:
     facility_ids = facility_list(payload.get("facility_ids"))
     start = timestamp(payload.get("event_start"), "event_start")
     end = timestamp(payload.get("event_end"), "event_end")
-    check_window(start, end)
+    check_window(start, end, now)
     pct, kw = payload.get("target_reduction_percentage"), payload.get("target_reduction_kw")
     if (pct is None) == (kw is None):
         raise InvalidEvent("give exactly one of target_reduction_percentage and target_reduction_kw")
@@ -118,6 +132,9 @@ def utility_event(body: bytes) -> DrEvent:
         kw = number(kw, "target_reduction_kw")
         if kw <= 0:
             raise InvalidEvent(f"target_reduction_kw must be above 0, got {kw:g}")
+        if kw > UNKNOWN_FACILITY_KW * len(facility_ids):
+            # Before the registry is asked: no portfolio sheds this, whatever it holds.
+            check_kw_target(kw, dict.fromkeys(facility_ids))
     version = payload.get("version")
     if version is None:
         canonical = json.dumps(
@@ -171,11 +188,43 @@ def timestamp(value: object, name: str) -> datetime:
     return parsed
 
 
-def check_window(start: datetime, end: datetime) -> None:
+def check_window(start: datetime, end: datetime, now: datetime | None = None) -> None:
+    """An event's window is one a plan can serve: it ends after it starts, lasts from
+    MIN_EVENT_DURATION to MAX_EVENT_DURATION, starts and ends on the plan's quarter hours
+    (UTC), is not over by `now`, and starts at most MAX_LEAD after it. One that has begun
+    and not ended is accepted: a utility may revise an event in progress."""
+    now = now or datetime.now(UTC)
     if end <= start:
         raise InvalidEvent(f"event_end ({end.isoformat()}) is not after event_start ({start.isoformat()})")
     if end - start > MAX_EVENT_DURATION:
         raise InvalidEvent(f"the event lasts {end - start}; at most {MAX_EVENT_DURATION}")
+    if end - start < MIN_EVENT_DURATION:
+        raise InvalidEvent(f"the event lasts {end - start}; at least {MIN_EVENT_DURATION} (the plan's interval)")
+    for name, moment in (("event_start", start), ("event_end", end)):
+        if (moment.astimezone(UTC) - EPOCH) % PLAN_INTERVAL:
+            raise InvalidEvent(
+                f"{name} ({moment.isoformat()}) is not on a quarter hour: the plan's intervals start at :00, :15, :30 and :45 (UTC)"
+            )
+    if end <= now:
+        raise EventOver(f"the event is over: it ended at {end.astimezone(UTC):%Y-%m-%d %H:%M} UTC, before now ({now:%Y-%m-%d %H:%M} UTC)")
+    if start - now > MAX_LEAD:
+        raise InvalidEvent(
+            f"event_start ({start.astimezone(UTC):%Y-%m-%d %H:%M} UTC) is more than {MAX_LEAD.days} days ahead; "
+            f"at most {(now + MAX_LEAD):%Y-%m-%d %H:%M} UTC"
+        )
+
+
+def check_kw_target(kw: float, contract_demand_kw: dict[str, float | None]) -> None:
+    """A kW target the facilities can shed: at most the sum of their contract demands in
+    the registry (UNKNOWN_FACILITY_KW for each without one)."""
+    known = {f: d for f, d in contract_demand_kw.items() if d is not None and math.isfinite(d) and d > 0}
+    capability = sum(known.values()) + UNKNOWN_FACILITY_KW * (len(contract_demand_kw) - len(known))
+    if kw > capability:
+        basis = (
+            f"their contract demand sums to {capability:,.0f} kW" if len(known) == len(contract_demand_kw)
+            else f"{capability:,.0f} kW, counting {UNKNOWN_FACILITY_KW:,.0f} kW for each without a contract demand"
+        )
+        raise InvalidEvent(f"target_reduction_kw {kw:,.6g} is more than the facilities can shed: {basis}")
 
 
 def number(value: object, name: str) -> float:

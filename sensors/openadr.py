@@ -29,11 +29,12 @@ How an EVENT maps onto Wattline:
 import hashlib
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sensors.dr_events import (
     MAX_EVENT_DURATION,
     DrEvent,
+    EventOver,
     InvalidEvent,
     check_window,
     identifier,
@@ -52,8 +53,10 @@ SIMPLE_SHED_PCT = {0: 0.0, 1: 10.0, 2: 20.0, 3: 30.0}
 MAX_INTERVALS = 10_000
 
 
-def notification_event(body: bytes) -> tuple[DrEvent | None, str]:
-    """The DR event a notification carries, or None and why it is ignored."""
+def notification_event(body: bytes, now: datetime | None = None) -> tuple[DrEvent | None, str]:
+    """The DR event a notification carries, or None and why it is ignored. The window is
+    judged as of `now` by the utility endpoint's rules (sensors.dr_events.check_window);
+    the DELETE of an event that is over is acknowledged and ignored."""
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise InvalidEvent(f"expected a JSON object, got {type(payload).__name__}")
@@ -71,19 +74,24 @@ def notification_event(body: bytes) -> tuple[DrEvent | None, str]:
     event = payload.get("object")
     if not isinstance(event, dict):
         raise InvalidEvent("object must be the EVENT object")
-    parsed = _event(event)
+    try:
+        parsed = _event(event, now)
+    except EventOver as over:
+        if action == "delete":
+            return None, f"operation {operation} cancels nothing: {over}"
+        raise
     if action == "delete":
         parsed = replace(parsed, version=f"deleted:{parsed.version}", status="cancelled")
     return parsed, action
 
 
-def _event(event: dict) -> DrEvent:
+def _event(event: dict, now: datetime | None) -> DrEvent:
     event_id = identifier(event.get("id"), "object.id")
     facility_ids = _targets(event.get("targets"))
     intervals = _intervals(event)
     start = min(i["start"] for i in intervals)
     end = max(i["end"] for i in intervals)
-    check_window(start, end)
+    check_window(start, end, now)
     modified = event.get("modificationDateTime")
     if modified is not None:
         version = timestamp(modified, "object.modificationDateTime").isoformat()

@@ -35,7 +35,16 @@ def owner_sql(database, *statements: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def bi_warehouse(pg_server):
+def bi_sibling(pg_server):
+    """Another database of the same owner on the server, as Dagster's storage is."""
+    sibling = create_database(pg_server, "dagster_bi_test")
+    owner_sql(sibling, "create table public.event_logs as select 'a run''s events' as event")
+    yield sibling
+    drop_database(pg_server, sibling)
+
+
+@pytest.fixture(scope="module")
+def bi_warehouse(pg_server, bi_sibling):
     """A warehouse of its own (the grants are per database), bootstrapped once after a
     marts table already existed, as on a warehouse from before the role."""
     database = create_database(pg_server, "wattline_bi_test")
@@ -116,6 +125,63 @@ def test_bi_reads_nothing_outside_the_marts(bi, relation):
 def test_bi_writes_nothing(bi, statement):
     with pytest.raises(errors.InsufficientPrivilege):
         scalar(bi, statement)
+
+
+def test_bi_makes_no_temporary_tables(bi):
+    """PUBLIC's TEMP on the warehouse is taken back: wattline_bi's own is not enough to revoke."""
+    with pytest.raises(errors.InsufficientPrivilege):
+        scalar(bi, "create temp table bi_scratch as select 1 as x")
+    with pytest.raises(errors.InsufficientPrivilege):
+        scalar(bi, "create temporary table bi_scratch (x int)")
+    assert scalar(bi, "select x from marts.fct_after") == 2
+
+
+def _connect_as_bi(database):
+    connection = psycopg2.connect(database.with_user(BI_ROLE, PASSWORD).url)
+    connection.close()
+
+
+def test_bi_connects_to_the_warehouse_only(pg_server, bi_sibling, bi_warehouse, bi):
+    """Not to the server's other databases the bootstrapping user owns (Dagster's runs and
+    event logs; the maintenance database `postgres`), where it could list the tables."""
+    with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+        _connect_as_bi(bi_sibling)
+    engine = sa.create_engine(pg_server.sqlalchemy_url)
+    with engine.connect() as conn:
+        ours = conn.scalar(sa.text("select datdba = (select oid from pg_roles where rolname = current_user) from pg_database where datname = 'postgres'"))
+    engine.dispose()
+    if ours:
+        with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+            _connect_as_bi(pg_server)
+    assert scalar(bi, "select current_database()") == bi_warehouse.name
+
+
+def test_on_the_embedded_runtime_bi_connects_to_the_warehouse_only(tmp_path, monkeypatch):
+    """`wattline up|demo|db start` on a new embedded server: its `dagster` and `postgres`
+    databases refuse wattline_bi from the first bootstrap on (Dagster's database is
+    created after the warehouse's grants)."""
+    from orchestration import embedded_postgres
+    from orchestration.runtime import bootstrap as runtime_bootstrap
+
+    home = tmp_path / "home"
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("WATTLINE_DATABASE_URL", raising=False)
+    try:
+        runtime = runtime_bootstrap(load_settings(home=home, bi_password=PASSWORD))
+        assert runtime.warehouse.embedded
+        connection = psycopg2.connect(runtime.warehouse.with_user(BI_ROLE, PASSWORD).url)
+        try:
+            connection.autocommit = True
+            assert scalar(connection, "select current_user") == BI_ROLE
+            with pytest.raises(errors.InsufficientPrivilege):
+                scalar(connection, "create temp table bi_scratch as select 1 as x")
+        finally:
+            connection.close()
+        for name in (runtime.dagster_storage.name, "postgres"):
+            with pytest.raises(psycopg2.OperationalError, match="permission denied for database"):
+                _connect_as_bi(runtime.warehouse.with_name(name))
+    finally:
+        embedded_postgres.stop(home)
 
 
 def _catalog(database) -> list[tuple]:
@@ -216,9 +282,9 @@ def test_password_is_set_at_bootstrap_as_a_verifier_and_never_logged(bi_warehous
 
 
 def test_bi_password_setting_is_secret_and_empty_means_unset(monkeypatch):
-    monkeypatch.setenv("WATTLINE_BI_PASSWORD", "s3cret-bi")
+    monkeypatch.setenv("WATTLINE_BI_PASSWORD", "s3cret-bi-password")
     settings = load_settings()
-    assert settings.bi_password.get_secret_value() == "s3cret-bi"
-    assert "s3cret-bi" not in repr(settings)
+    assert settings.bi_password.get_secret_value() == "s3cret-bi-password"
+    assert "s3cret-bi-password" not in repr(settings)
     monkeypatch.setenv("WATTLINE_BI_PASSWORD", "")
     assert load_settings().bi_password is None

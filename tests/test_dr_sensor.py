@@ -213,7 +213,10 @@ def test_a_redelivered_webhook_plans_once_and_a_revision_plans_again(simulated_f
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     with engine.connect() as conn:
         cursor = str(conn.scalar(sa.text("select coalesce(max(inbox_id), 0) from ops.dr_events")))
-    receiver = BackgroundServer(create_app(ReceiverConfig(database.sqlalchemy_url, webhook_secret=secret))).start()
+    # The fleet's data is history: the receiver judges the event as the hour before it.
+    receiver = BackgroundServer(create_app(ReceiverConfig(
+        database.sqlalchemy_url, webhook_secret=secret, clock=lambda: EVENT_START - timedelta(hours=1),
+    ))).start()
     try:
         first = DrCall("REDELIVER-1", ["FAC-0001", "FAC-0002"], EVENT_START, EVENT_END, reduction_pct=10)
         assert [call_event(receiver.url, secret, first).status_code for _ in range(3)] == [202, 202, 202]

@@ -37,11 +37,11 @@ from hypothesis import strategies as st
 
 from resources.readings_loader import ReadingRules, load_hour
 from resources.telemetry_api import READING_COLUMNS
-from sensors.dr_events import MAX_EVENT_DURATION, InvalidEvent, utility_event
+from sensors.dr_events import MAX_EVENT_DURATION, MAX_LEAD, PLAN_INTERVAL, UNKNOWN_FACILITY_KW, InvalidEvent, utility_event
 from sensors.openadr import SIMPLE_SHED_PCT, notification_event
 from sensors.webhook_app import ReceiverConfig
 from tests.conftest import own_warehouse
-from tests.test_webhook_receiver import SECRET, send, serve
+from tests.test_webhook_receiver import SECRET, quarter_hours_ahead, send, serve
 
 # database=None: no example database written into the work tree.
 PURE = settings(max_examples=200, deadline=None, database=None)
@@ -90,6 +90,14 @@ EDGE_BODIES = st.sampled_from([
 IDENTIFIERS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:+/@-]{0,39}", fullmatch=True).filter(lambda s: "..." not in s)
 OFFSETS = st.integers(-12 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
 MOMENTS = st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31), timezones=OFFSETS)
+# Where an event may start (sensors/dr_events.check_window): on a quarter hour, from an
+# hour ahead to a day short of the week's horizon, so the module's run never outlives it.
+FIRST_START = quarter_hours_ahead(4)
+EVENT_STARTS = st.builds(
+    lambda quarters, offset: (FIRST_START + quarters * PLAN_INTERVAL).astimezone(offset),
+    st.integers(0, (MAX_LEAD - timedelta(days=1)) // PLAN_INTERVAL), OFFSETS,
+)
+EVENT_DURATIONS = st.integers(1, MAX_EVENT_DURATION // PLAN_INTERVAL).map(lambda quarters: quarters * PLAN_INTERVAL)
 NON_STRINGS = st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.booleans() | st.lists(st.integers(), max_size=2) | st.dictionaries(TEXT, st.integers(), max_size=2)
 NON_NUMBERS = TEXT | st.booleans() | st.lists(st.integers(), max_size=2) | st.dictionaries(TEXT, st.integers(), max_size=2)
 ALLOWED_CHARACTER = re.compile(r"[A-Za-z0-9._:+/@-]")
@@ -165,8 +173,8 @@ class Sent:
 
 @st.composite
 def valid_events(draw, facility_ids=st.lists(IDENTIFIERS, min_size=1, max_size=5, unique=True)) -> Sent:
-    start = draw(MOMENTS)
-    end = (start + draw(st.timedeltas(timedelta(microseconds=1), MAX_EVENT_DURATION))).astimezone(draw(OFFSETS))
+    start = draw(EVENT_STARTS)
+    end = (start + draw(EVENT_DURATIONS)).astimezone(draw(OFFSETS))
     body = {
         "event_id": draw(IDENTIFIERS),
         "facility_ids": draw(facility_ids),
@@ -176,7 +184,8 @@ def valid_events(draw, facility_ids=st.lists(IDENTIFIERS, min_size=1, max_size=5
     if draw(st.booleans()):
         body["target_reduction_percentage"] = draw(st.integers(1, 100) | st.floats(0, 100, exclude_min=True))
     else:
-        body["target_reduction_kw"] = draw(st.integers(1, 10**6) | st.floats(0, exclude_min=True, allow_infinity=False))
+        # The generated facilities have no contract demand: each counts as UNKNOWN_FACILITY_KW.
+        body["target_reduction_kw"] = draw(st.integers(1, 10**6) | st.floats(0, UNKNOWN_FACILITY_KW, exclude_min=True))
     version = draw(st.none() | IDENTIFIERS | st.integers(0, 10**18))
     if version is not None:
         body["version"] = version
@@ -237,6 +246,10 @@ def _target_mutation(draw, sent: Sent, kind: str):
         return {**body, "target_reduction_percentage": pct}, ("target_reduction_percentage must be in (0, 100]",)
     if kind == "kw not above 0":
         return {**body, "target_reduction_kw": draw(st.integers(-(10**300), 0) | st.floats(-1e308, 0))}, ("target_reduction_kw must be above 0",)
+    if kind == "kw beyond the facilities":
+        capability = UNKNOWN_FACILITY_KW * len(body["facility_ids"])
+        kw = draw(st.integers(int(capability) + 1, 10**300) | st.floats(capability, 1e308, exclude_min=True))
+        return {**body, "target_reduction_kw": kw}, ("target_reduction_kw", "is more than the facilities can shed")
     field = draw(st.sampled_from(TARGETS))
     if kind == "not a number":
         return {**body, field: draw(NON_NUMBERS)}, (f"{field} must be a number",)
@@ -248,6 +261,23 @@ def _window_mutation(draw, sent: Sent, kind: str):
     if kind == "end not after start":
         end = sent.start - draw(st.timedeltas(timedelta(0), timedelta(days=2)))
         return _with(sent.body, event_end=iso(end.astimezone(draw(OFFSETS)))), ("is not after event_start",)
+    if kind == "shorter than the plan's interval":
+        end = sent.start + draw(st.timedeltas(timedelta(microseconds=1), PLAN_INTERVAL - timedelta(microseconds=1)))
+        return _with(sent.body, event_end=iso(end)), ("at least 0:15:00",)
+    if kind == "off the quarter hour":
+        field = draw(st.sampled_from(["event_start", "event_end"]))
+        shift = draw(st.timedeltas(timedelta(microseconds=1), PLAN_INTERVAL - timedelta(microseconds=1)))
+        if sent.end - sent.start == MAX_EVENT_DURATION:  # longer would break the longest-event rule first
+            shift = -shift
+        start, end = (sent.start - shift, sent.end) if field == "event_start" else (sent.start, sent.end + shift)
+        return _with(sent.body, event_start=iso(start), event_end=iso(end)), (field, "is not on a quarter hour")
+    if kind == "over":
+        # The quarter hour the module started in, or one before it.
+        end = FIRST_START - 4 * PLAN_INTERVAL - draw(st.integers(0, 4 * 24 * 365 * 30)) * PLAN_INTERVAL
+        return _with(sent.body, event_start=iso(end - (sent.end - sent.start)), event_end=iso(end)), ("the event is over",)
+    if kind == "too far ahead":
+        start = FIRST_START + MAX_LEAD + draw(st.integers(0, 4 * 24 * 365 * 7000)) * PLAN_INTERVAL
+        return _with(sent.body, event_start=iso(start), event_end=iso(start + (sent.end - sent.start))), ("is more than 7 days ahead",)
     end = sent.start + MAX_EVENT_DURATION + draw(st.timedeltas(timedelta(microseconds=1), timedelta(days=30)))
     return _with(sent.body, event_end=iso(end)), ("at most 1 day",)
 
@@ -296,8 +326,12 @@ MUTATIONS = {
     **{f"event_id {kind}": (_identifier_mutation, kind) for kind in ["missing", "not a string", "blank", "too long", "bad characters"]},
     **{f"facility_ids {kind}": (_facility_mutation, kind) for kind in ["missing", "not a list", "id not a string", "repeated", "bad characters"]},
     **{f"timestamp {kind}": (_timestamp_mutation, kind) for kind in ["missing", "not a string", "unparsable", "naive", "offset out of range"]},
-    **{f"window {kind}": (_window_mutation, kind) for kind in ["end not after start", "longer than a day"]},
-    **{f"target {kind}": (_target_mutation, kind) for kind in ["none", "both", "percentage out of range", "kw not above 0", "not a number", "beyond a double"]},
+    **{f"window {kind}": (_window_mutation, kind) for kind in [
+        "end not after start", "longer than a day", "shorter than the plan's interval", "off the quarter hour", "over", "too far ahead",
+    ]},
+    **{f"target {kind}": (_target_mutation, kind) for kind in [
+        "none", "both", "percentage out of range", "kw not above 0", "kw beyond the facilities", "not a number", "beyond a double",
+    ]},
     **{kind: (_other_mutation, kind) for kind in ["unknown field", "version not a string", "version bad characters"]},
 }
 
@@ -360,7 +394,7 @@ def test_a_revision_is_a_new_version(sent, change, data):
         added = data.draw(IDENTIFIERS.filter(lambda f: f not in body["facility_ids"]), label="added facility")
         revised = {**body, "facility_ids": [*body["facility_ids"], added]}
     elif change == "window":
-        step = timedelta(microseconds=-1 if sent.end - sent.start > timedelta(microseconds=1) else 1)
+        step = -PLAN_INTERVAL if sent.end - sent.start > PLAN_INTERVAL else PLAN_INTERVAL
         revised = {**body, "event_end": iso(sent.end + step)}
     elif "target_reduction_percentage" in body:
         revised = {**body, "target_reduction_percentage": 60 if body["target_reduction_percentage"] == 50 else 50}
@@ -403,8 +437,8 @@ def notifications(draw, facility_ids=st.lists(IDENTIFIERS, min_size=1, max_size=
     else:  # 3.0: RESOURCE_NAME targets, maybe beside a target type Wattline ignores
         targets = [{"type": "RESOURCE_NAME", "values": ids}, *draw(st.lists(st.just({"type": "ORGANIZATION_ID", "values": ["81"]}), max_size=1))]
     count = draw(st.integers(1, 6))
-    minutes = draw(st.integers(1, 24 * 60 // count))
-    start = draw(MOMENTS)
+    minutes = 15 * draw(st.integers(1, 24 * 4 // count))
+    start = draw(EVENT_STARTS)
     shared_period = draw(st.booleans())
     intervals, expected = [], []
     for index in range(count):

@@ -12,10 +12,13 @@ import requests
 import sqlalchemy as sa
 
 from sensors.webhook_app import ReceiverConfig
-from tests.test_webhook_receiver import serve, stored
+from tests.test_webhook_receiver import iso, quarter_hours_ahead, serve, stored
 
 TOKEN = "vtn-" + uuid.uuid4().hex
 PATH = "/webhooks/openadr3/notification"
+
+START = quarter_hours_ahead(8)  # two hours ahead: valid for the whole module's run
+HOUR = timedelta(hours=1)
 
 # An OpenADR 3.0 event as a VTN sends it (the shape of the spec's examples): resource
 # targets, a default interval period and SIMPLE levels.
@@ -32,7 +35,7 @@ SIMPLE_EVENT = {
         {"type": "ORGANIZATION_ID", "values": ["81"]},
     ],
     "payloadDescriptors": [{"objectType": "EVENT_PAYLOAD_DESCRIPTOR", "payloadType": "SIMPLE"}],
-    "intervalPeriod": {"start": "2026-07-01T17:00:00.000Z", "duration": "PT1H", "randomizeStart": "PT0S"},
+    "intervalPeriod": {"start": iso(START), "duration": "PT1H", "randomizeStart": "PT0S"},
     "intervals": [
         {"id": 0, "payloads": [{"type": "SIMPLE", "values": [1]}]},
         {"id": 1, "payloads": [{"type": "SIMPLE", "values": [3]}, {"type": "PRICE", "values": [0.42]}]},
@@ -47,9 +50,9 @@ CAPACITY_EVENT = {
     "targets": ["OA-F1"],
     "payloadDescriptors": [{"payloadType": "IMPORT_CAPACITY_LIMIT", "units": "KW"}],
     "intervals": [
-        {"id": 0, "intervalPeriod": {"start": "2026-07-02T12:00:00Z", "duration": "PT30M"},
+        {"id": 0, "intervalPeriod": {"start": iso(START + 24 * HOUR), "duration": "PT30M"},
          "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [30]}]},
-        {"id": 1, "intervalPeriod": {"start": "2026-07-02T12:30:00Z", "duration": "PT30M"},
+        {"id": 1, "intervalPeriod": {"start": iso(START + 24 * HOUR + HOUR / 2), "duration": "PT30M"},
          "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [25.5]}]},
     ],
 }
@@ -84,12 +87,11 @@ def test_a_simple_event_becomes_a_dr_event_with_shed_levels(vtn_receiver, engine
     assert response.json()["status"] == "accepted" and response.json()["operation"] == "create"
     [row] = stored(engine, event["id"])
     assert row["source"] == "openadr3" and row["facility_ids"] == ["OA-F1", "OA-F2"]
-    assert row["event_start"].isoformat() == "2026-07-01T17:00:00+00:00"
-    assert row["event_end"].isoformat() == "2026-07-01T19:00:00+00:00"
+    assert (row["event_start"], row["event_end"]) == (START, START + 2 * HOUR)
     assert row["version"] == "2026-07-01T09:00:00+00:00"
     assert [(i["start"], i["end"], i["shed_pct"], i["price"]) for i in row["intervals"]] == [
-        ("2026-07-01T17:00:00+00:00", "2026-07-01T18:00:00+00:00", 10.0, None),
-        ("2026-07-01T18:00:00+00:00", "2026-07-01T19:00:00+00:00", 30.0, 0.42),
+        (START.isoformat(), (START + HOUR).isoformat(), 10.0, None),
+        ((START + HOUR).isoformat(), (START + 2 * HOUR).isoformat(), 30.0, 0.42),
     ]
     assert row["status"] == "received" and row["payload"] == event
 
@@ -177,3 +179,38 @@ def test_a_receiver_without_a_token_refuses(warehouse):
     for url in serve(ReceiverConfig(warehouse.sqlalchemy_url)):
         response = notify(url, unique(SIMPLE_EVENT))
         assert response.status_code == 503 and "WATTLINE_OPENADR_TOKEN is not set" in response.json()["error"]
+
+
+def window(start, duration: str, count: int = 2) -> dict:
+    """SIMPLE_EVENT with its intervals over another window."""
+    event = unique(SIMPLE_EVENT)
+    event["intervalPeriod"] = {"start": start if isinstance(start, str) else iso(start), "duration": duration}
+    event["intervals"] = event["intervals"][:1] * count
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (window("2020-07-01T17:00:00Z", "PT1H"), "the event is over: it ended at 2020-07-01 19:00 UTC"),
+        (window("9999-12-30T00:00:00Z", "PT1H"), "is more than 7 days ahead"),
+        (window(START, "PT1S", count=1), "the event lasts 0:00:01; at least 0:15:00"),
+        (window(START, "PT10M"), "is not on a quarter hour"),
+        (window(START, "PT13H"), "at most 1 day"),
+    ],
+)
+def test_an_event_no_plan_can_serve_is_refused_by_the_utility_endpoint_s_rules(vtn_receiver, engine, event, message):
+    """The same rules as on the utility endpoint (sensors/dr_events.check_window)."""
+    before = stored(engine)
+    response = notify(vtn_receiver, event)
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]
+    assert stored(engine) == before
+
+
+def test_deleting_an_event_that_is_over_is_acknowledged_and_stores_nothing(vtn_receiver, engine):
+    before = stored(engine)
+    response = notify(vtn_receiver, window("2020-07-01T17:00:00Z", "PT1H"), operation="DELETE")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "ignored" and "the event is over" in response.json()["reason"]
+    assert stored(engine) == before

@@ -48,6 +48,7 @@ from resources.telemetry_api import READING_COLUMNS
 from simulator.config import SimulatorConfig
 from simulator.server import BackgroundServer, SimulatorServer, create_app
 from tests.conftest import create_database, drop_database, dr_run, failure_text, own_warehouse
+from tests.test_webhook_receiver import iso, quarter_hours_ahead
 
 # What an attacker would send for an id: quotes, a statement break, a comment.
 HOSTILE = "x'); drop table raw.meters; --"
@@ -181,9 +182,11 @@ def test_a_dr_event_with_hostile_ids_is_refused_with_a_reason_and_stores_nothing
             "insert into raw.facilities (facility_id, name, timezone) values ('SEC-F1', 'Plain', 'UTC') on conflict do nothing"
         ))
 
+    START = quarter_hours_ahead(8)  # noqa: N806 - the event's start, as in the receiver's tests
+
     def event(**changes):
-        return {"event_id": f"EVT-{uuid.uuid4().hex[:8]}", "facility_ids": ["SEC-F1"], "event_start": "2026-07-01T17:00:00Z",
-                "event_end": "2026-07-01T18:00:00Z", "target_reduction_percentage": 10, **changes}
+        return {"event_id": f"EVT-{uuid.uuid4().hex[:8]}", "facility_ids": ["SEC-F1"], "event_start": iso(START),
+                "event_end": iso(START + timedelta(hours=1)), "target_reduction_percentage": 10, **changes}
 
     with BackgroundServer(receiver_app(ReceiverConfig(database.sqlalchemy_url, webhook_secret=WEBHOOK_SECRET))) as receiver:
         # The receiver is live and stores a plain event: the refusals below are the ids'.
@@ -522,7 +525,7 @@ def test_secrets_land_nowhere_a_run_or_the_bootstrap_writes(env, pg_server, tmp_
         "DAGSTER_DATABASE_URL": storage.with_user(user, password).url,
         "CARBON_API_TOKEN": f"carbon-{secrets.token_urlsafe(16)}",
         "WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        "OPENADR_TOKEN": f"vtn-{secrets.token_urlsafe(16)}",
+        "OPENADR_TOKEN": f"vtn-{secrets.token_urlsafe(32)}",
         "BI_PASSWORD": BI_PASSWORD,
         "NOTIFY_WEBHOOK_SECRET": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "NOTIFY_SMTP_URL": f"smtp://alerts:{smtp_password}@127.0.0.1:1",

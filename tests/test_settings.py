@@ -152,7 +152,41 @@ def test_a_bad_webhook_secret_is_refused_without_repeating_it(monkeypatch, secre
 def test_webhook_secrets_stay_out_of_the_settings_repr(monkeypatch):
     secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
     monkeypatch.setenv("WATTLINE_WEBHOOK_SECRET", secret)
-    monkeypatch.setenv("WATTLINE_OPENADR_TOKEN", "vtn-token-123")
+    token = "vtn-" + "Zq8xW3mK7pR2tY9vB4nC6dF1gH5jL0sA"
+    monkeypatch.setenv("WATTLINE_OPENADR_TOKEN", token)
     settings = load_settings()
     assert settings.webhook_secret.get_secret_value() == secret
-    assert secret not in repr(settings) and "vtn-token-123" not in repr(settings)
+    assert secret not in repr(settings) and token not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("WATTLINE_OPENADR_TOKEN", "x", "the token is 1 characters; use at least 32"),
+        ("WATTLINE_OPENADR_TOKEN", "vtn-token-123", "the token is 13 characters; use at least 32"),
+        ("WATTLINE_OPENADR_TOKEN", "a" * 64, "repeats 1 different character(s)"),
+        ("WATTLINE_OPENADR_TOKEN", "abab" * 10, "repeats 2 different character(s)"),
+        ("WATTLINE_OPENADR_TOKEN", "Zq8xW3mK7pR2tY9v B4nC6dF1gH5jL0sA", "spaces or control characters"),
+        ("WATTLINE_BI_PASSWORD", "s3cret", "the password is 6 characters; use at least 16"),
+        ("WATTLINE_BI_PASSWORD", "1111111111111111", "repeats 1 different character(s)"),
+    ],
+)
+def test_a_weak_token_or_password_is_refused_without_repeating_it(monkeypatch, variable, value, complaint):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    message = str(excinfo.value)
+    assert variable in message and complaint in message
+    assert value not in message
+
+
+def test_strong_tokens_and_passwords_load_and_empty_means_unset(monkeypatch):
+    import secrets
+
+    token, password = secrets.token_urlsafe(32), secrets.token_urlsafe(12)
+    monkeypatch.setenv("WATTLINE_OPENADR_TOKEN", token)
+    monkeypatch.setenv("WATTLINE_BI_PASSWORD", password)
+    monkeypatch.setenv("WATTLINE_CARBON_API_TOKEN", "")
+    settings = load_settings()
+    assert settings.openadr_token.get_secret_value() == token and settings.bi_password.get_secret_value() == password
+    assert settings.carbon_api_token is None

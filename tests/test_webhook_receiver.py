@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -22,11 +22,25 @@ import uvicorn
 
 from sensors import webhook_app, webhook_server
 from sensors.webhook_app import MAX_BODY_BYTES, ReceiverConfig, create_app
-from sensors.webhook_server import KEEP_ALIVE_S, LIMIT_CONCURRENCY, HeaderDeadlineProtocol
 
 SECRET_KEY = secrets.token_bytes(32)
 SECRET = "whsec_" + base64.b64encode(SECRET_KEY).decode()
 PATH = "/webhooks/utility/dr-notification"
+
+
+def quarter_hours_ahead(count: int) -> datetime:
+    """The quarter hour `count` quarter hours after the current one (events start on one)."""
+    now = datetime.now(UTC)
+    return now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0) + count * timedelta(minutes=15)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+# Two hours ahead: valid for the whole module's run.
+START = quarter_hours_ahead(8)
+END = START + timedelta(hours=2)
 
 
 def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -41,8 +55,7 @@ def serve(config: ReceiverConfig):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(
-        create_app(config), host="127.0.0.1", port=port, log_level="warning",
-        http=HeaderDeadlineProtocol, limit_concurrency=LIMIT_CONCURRENCY, timeout_keep_alive=KEEP_ALIVE_S,
+        create_app(config), host="127.0.0.1", port=port, log_level="warning", **webhook_server.uvicorn_settings(),
     ))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -61,9 +74,10 @@ def serve(config: ReceiverConfig):
 def receiver(warehouse, engine):
     with engine.begin() as conn:
         conn.execute(sa.text(
-            "insert into raw.facilities (facility_id, name, timezone, active) values "
-            "('DR-F1', 'DR one', 'Europe/London', true), ('DR-F2', 'DR two', 'Europe/London', true), "
-            "('DR-F3', 'DR three (closed)', 'Europe/London', false) on conflict (facility_id) do nothing"
+            "insert into raw.facilities (facility_id, name, timezone, active, contract_demand_kw) values "
+            "('DR-F1', 'DR one', 'Europe/London', true, 500), ('DR-F2', 'DR two', 'Europe/London', true, 300), "
+            "('DR-F3', 'DR three (closed)', 'Europe/London', false, null), ('DR-F4', 'DR four (no contract)', 'Europe/London', true, null) "
+            "on conflict (facility_id) do nothing"
         ))
     yield from serve(ReceiverConfig(warehouse.sqlalchemy_url, webhook_secret=SECRET))
 
@@ -72,8 +86,8 @@ def event(**changes) -> dict:
     body = {
         "event_id": f"EVT-{uuid.uuid4().hex[:8]}",
         "facility_ids": ["DR-F1", "DR-F2"],
-        "event_start": "2026-07-01T17:00:00Z",
-        "event_end": "2026-07-01T19:00:00Z",
+        "event_start": iso(START),
+        "event_end": iso(END),
         "target_reduction_percentage": 15,
     }
     body.update(changes)
@@ -112,8 +126,7 @@ def test_a_signed_event_is_stored_before_the_202(receiver, engine):
     [row] = stored(engine, body["event_id"])
     assert row["inbox_id"] == answer["inbox_id"] and row["version"] == answer["version"]
     assert row["facility_ids"] == ["DR-F1", "DR-F2"] and row["source"] == "utility"
-    assert row["event_start"].isoformat() == "2026-07-01T17:00:00+00:00"
-    assert row["event_end"].isoformat() == "2026-07-01T19:00:00+00:00"
+    assert (row["event_start"], row["event_end"]) == (START, END)
     assert row["target_reduction_pct"] == 15 and row["target_reduction_kw"] is None
     assert row["status"] == "received" and row["payload"] == body
     assert row["delivery_id"].startswith("msg_")
@@ -127,10 +140,10 @@ def test_a_redelivery_stores_nothing_new_and_a_revision_is_a_new_version(receive
     assert again.status_code == 202 and again.json()["status"] == "duplicate"
     assert again.json()["inbox_id"] == first["inbox_id"]
     assert len(stored(engine, body["event_id"])) == 1
-    revised = send(receiver, {**body, "event_end": "2026-07-01T20:00:00Z"})
+    revised = send(receiver, {**body, "event_end": iso(END + timedelta(hours=1))})
     assert revised.status_code == 202 and revised.json()["status"] == "accepted"
     assert revised.json()["version"] != first["version"]
-    assert [r["event_end"].hour for r in stored(engine, body["event_id"])] == [19, 20]
+    assert [r["event_end"] for r in stored(engine, body["event_id"])] == [END, END + timedelta(hours=1)]
     # A version the utility names itself is kept as given.
     named = event(version=3, target_reduction_percentage=None, target_reduction_kw=40.0)
     assert send(receiver, named).json()["version"] == "3"
@@ -191,9 +204,9 @@ def test_a_bad_signature_is_401_and_stores_nothing(receiver, engine, case, reaso
         (event(facility_ids=["DR-F1", "NOPE-9"]), 422, "unknown facility: NOPE-9"),
         (event(facility_ids=["DR-F3"]), 422, "unknown facility: DR-F3"),
         (event(facility_ids=[]), 422, "facility_ids must be a non-empty list"),
-        (event(event_end="2026-07-01T16:00:00Z"), 422, "is not after event_start"),
-        (event(event_end="2026-07-03T19:00:00Z"), 422, "at most 1 day"),
-        (event(event_start="2026-07-01T17:00:00"), 422, "has no time zone"),
+        (event(event_end=iso(START - timedelta(hours=1))), 422, "is not after event_start"),
+        (event(event_end=iso(START + timedelta(hours=50))), 422, "at most 1 day"),
+        (event(event_start=START.replace(tzinfo=None).isoformat()), 422, "has no time zone"),
         (event(event_start="tomorrow"), 422, "is not an ISO 8601 timestamp"),
         (event(target_reduction_percentage=0), 422, "must be in (0, 100]"),
         (event(target_reduction_percentage=150), 422, "must be in (0, 100]"),
@@ -213,6 +226,52 @@ def test_an_invalid_body_says_why_and_stores_nothing(receiver, engine, body, sta
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
     assert stored(engine) == before
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # Already over: a 2020 event, and one that ended a quarter hour ago.
+        ({"event_start": "2020-07-01T17:00:00Z", "event_end": "2020-07-01T19:00:00Z"}, "the event is over: it ended at 2020-07-01 19:00 UTC"),
+        ({"event_start": iso(quarter_hours_ahead(-4)), "event_end": iso(quarter_hours_ahead(0))}, "the event is over"),
+        # Too far ahead to be an event a utility calls.
+        ({"event_start": "9999-12-30T00:00:00Z", "event_end": "9999-12-30T01:00:00Z"}, "is more than 7 days ahead"),
+        ({"event_start": iso(quarter_hours_ahead(4 * 24 * 7 + 4)), "event_end": iso(quarter_hours_ahead(4 * 24 * 7 + 8))}, "is more than 7 days ahead"),
+        # Shorter than the plan's interval, or off its quarter hours.
+        ({"event_end": iso(START + timedelta(seconds=1))}, "the event lasts 0:00:01; at least 0:15:00"),
+        ({"event_start": iso(START + timedelta(minutes=5)), "event_end": iso(END + timedelta(minutes=5))}, "event_start ("),
+        ({"event_end": iso(END + timedelta(minutes=7))}, "is not on a quarter hour"),
+        # kW targets past what the facilities can shed (contract demands 500 + 300 kW).
+        ({"target_reduction_percentage": None, "target_reduction_kw": 1e300}, "more than the facilities can shed"),
+        ({"target_reduction_percentage": None, "target_reduction_kw": 800.5}, "their contract demand sums to 800 kW"),
+        ({"facility_ids": ["DR-F1", "DR-F4"], "target_reduction_percentage": None, "target_reduction_kw": 2e6},
+         "counting 1,000,000 kW for each without a contract demand"),
+    ],
+)
+def test_an_event_no_plan_can_serve_is_refused_with_the_rule_and_stores_nothing(receiver, engine, changes, message):
+    """Signed and well-formed, but nonsense: over, years ahead, a second long, off the
+    plan's quarter hours, or a kW target no facility sheds (issue 18, defect 9)."""
+    before = stored(engine)
+    response = send(receiver, event(**changes))
+    assert response.status_code == 422, response.text
+    assert message in response.json()["error"]
+    assert stored(engine) == before
+
+
+def test_events_at_the_edges_of_the_rules_are_accepted(receiver, engine):
+    """An event in progress (a revision while it runs), one 15 minutes long, one at the
+    week's horizon, and a kW target of exactly the contract demands."""
+    for changes in [
+        {"event_start": iso(quarter_hours_ahead(-2)), "event_end": iso(quarter_hours_ahead(2))},
+        {"event_end": iso(START + timedelta(minutes=15))},
+        {"event_start": iso(quarter_hours_ahead(4 * 24 * 7)), "event_end": iso(quarter_hours_ahead(4 * 24 * 7 + 4))},
+        {"target_reduction_percentage": None, "target_reduction_kw": 800},
+        {"target_reduction_percentage": 100},
+    ]:
+        body = event(**changes)
+        response = send(receiver, body)
+        assert response.status_code == 202, (changes, response.text)
+        assert len(stored(engine, body["event_id"])) == 1
 
 
 def test_content_type_and_size_are_enforced(receiver, engine):
@@ -323,3 +382,121 @@ def test_a_body_that_does_not_arrive_in_time_is_408_and_stores_nothing(receiver,
     assert status_line.startswith(b"HTTP/1.1 408"), received[:200]
     assert b"did not arrive within 1 s" in rest
     assert len(stored(engine)) == before
+
+
+def test_while_the_database_is_down_deliveries_get_503_with_retry_after_and_it_recovers(tmp_path):
+    """A receiver on a server of its own, stopped under it: a delivery and /healthz get
+    503, Retry-After and a JSON reason (not a plain-text 500), nothing is lost to a
+    crash, and once the server is back the receiver reconnects by itself."""
+    from orchestration import embedded_postgres
+    from resources.postgres import ensure_warehouse_schema
+    from tests.conftest import create_database
+
+    home = tmp_path / "own-server"
+    database = create_database(embedded_postgres.start(home), "wattline_down")
+    try:
+        ensure_warehouse_schema(database)
+        engine = sa.create_engine(database.sqlalchemy_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("insert into raw.facilities (facility_id, name, timezone) values ('DR-F1', 'DR one', 'UTC')"))
+        engine.dispose()
+        for url in serve(ReceiverConfig(database.sqlalchemy_url, webhook_secret=SECRET)):
+            assert send(url, event(facility_ids=["DR-F1"])).status_code == 202  # its pool holds a connection now
+            embedded_postgres.stop(home)
+
+            body = event(facility_ids=["DR-F1"])
+            began = time.monotonic()
+            response = send(url, body)
+            assert response.status_code == 503, response.text
+            assert int(response.headers["retry-after"]) > 0
+            assert "the database is unavailable" in response.json()["error"]
+            assert time.monotonic() - began < 8  # the connect timeout, not the sender's
+            health = requests.get(url + "/healthz", timeout=10)
+            assert health.status_code == 503 and int(health.headers["retry-after"]) > 0
+            assert health.json()["status"] == "unavailable"
+
+            embedded_postgres.start(home)
+            deadline = time.monotonic() + 30
+            while requests.get(url + "/healthz", timeout=10).status_code != 200:
+                assert time.monotonic() < deadline, "the receiver did not reconnect"
+                time.sleep(0.1)
+            # The utility's retry of the refused delivery is stored.
+            response = send(url, body)
+            assert response.status_code == 202, response.text
+        engine = sa.create_engine(database.sqlalchemy_url)
+        assert len(stored(engine, body["event_id"])) == 1
+        engine.dispose()
+    finally:
+        embedded_postgres.stop(home)
+
+
+def test_a_receiver_pointed_at_a_closed_port_answers_503_with_retry_after():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed once the socket is: nothing listens there
+    for url in serve(ReceiverConfig(f"postgresql+psycopg2://wattline@127.0.0.1:{port}/wattline", webhook_secret=SECRET)):
+        response = send(url, event())
+        assert response.status_code == 503 and int(response.headers["retry-after"]) > 0
+        assert response.headers["content-type"] == "application/json"
+        assert "the database is unavailable" in response.json()["error"]
+
+
+def test_idle_connections_never_lock_the_utility_out(receiver, engine):
+    """80 TCP connections from loopback that send nothing (more than the 64 requests the
+    receiver answers at once): a signed delivery and /healthz from the same address still
+    answer at once, and the idle connections past the per-client cap are closed."""
+    idle = [raw_connection(receiver) for _ in range(80)]
+    try:
+        body = event()
+        began = time.monotonic()
+        response = send(receiver, body)
+        assert response.status_code == 202, response.text
+        health = requests.get(receiver + "/healthz", timeout=5)
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+        assert time.monotonic() - began < 5
+        assert len(stored(engine, body["event_id"])) == 1
+
+        def closed(sock: socket.socket) -> bool:
+            sock.setblocking(False)
+            try:
+                return sock.recv(1) == b""
+            except BlockingIOError:
+                return False
+            except OSError:
+                return True
+
+        deadline = time.monotonic() + 10
+        while sum(closed(sock) for sock in idle) < len(idle) - webhook_server.MAX_IDLE_PER_CLIENT:
+            assert time.monotonic() < deadline, "the idle connections past the per-client cap stayed open"
+            time.sleep(0.05)
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_past_the_requests_in_flight_a_request_gets_503_with_retry_after(receiver, monkeypatch):
+    """Requests whose bodies are still arriving hold the receiver's slots; the next one is
+    told to come back (503, Retry-After) instead of queueing, and the slots free again."""
+    monkeypatch.setattr(webhook_server, "MAX_IN_FLIGHT", 2)
+    raw = json.dumps(event()).encode()
+    holders = []
+    try:
+        for _ in range(2):
+            sock = raw_connection(receiver)
+            sock.sendall(
+                f"POST {PATH} HTTP/1.1\r\nHost: receiver\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(raw)}\r\n\r\n".encode() + raw[:10]
+            )
+            holders.append(sock)
+        deadline = time.monotonic() + 10
+        while (response := requests.get(receiver + "/healthz", timeout=5)).status_code != 503:
+            assert time.monotonic() < deadline, "two requests in flight did not fill the slots"
+            time.sleep(0.05)
+        assert int(response.headers["retry-after"]) > 0 and "requests at once" in response.json()["error"]
+    finally:
+        for sock in holders:
+            sock.close()
+    deadline = time.monotonic() + 15
+    while requests.get(receiver + "/healthz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "the slots were not given back"
+        time.sleep(0.05)
