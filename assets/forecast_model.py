@@ -373,16 +373,20 @@ def conformal_offsets(residuals: np.ndarray) -> dict[str, float]:
     ceil((n + 1)(1 - a / 2))-th smallest of n errors, which hold at least 1 - a of
     exchangeable unseen hours. Two one-sided bounds, not ± one width: a model that
     predicts too little gets an interval reaching further up. With too few errors for
-    a rank the extreme error is the bound (under 39 hours for 95 %)."""
+    a rank the extreme error is the bound (under 39 hours for 95 %); no errors at all
+    leave the point forecast alone."""
     errors = np.sort(np.asarray(residuals, dtype=float)[~np.isnan(residuals)])
     n = len(errors)
+    if n == 0:
+        return dict.fromkeys(BOUNDS, 0.0)
     offsets = {}
     for level, coverage in LEVELS.items():
         tail = (1.0 - coverage) / 2
         low = int(np.floor((n + 1) * tail))
         high = int(np.ceil((n + 1) * (1.0 - tail)))
-        offsets[f"lower_{level}"] = float(errors[min(max(low, 1), n) - 1])
-        offsets[f"upper_{level}"] = float(errors[min(max(high, 1), n) - 1])
+        # An interval holds its own forecast, even from a backtest that erred all one way.
+        offsets[f"lower_{level}"] = min(0.0, float(errors[min(max(low, 1), n) - 1]))
+        offsets[f"upper_{level}"] = max(0.0, float(errors[min(max(high, 1), n) - 1]))
     return offsets
 
 
