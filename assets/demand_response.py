@@ -2,6 +2,7 @@
 dynamic partition per event version (`<event id>@<version>`, added by the DR sensor)."""
 
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from dagster import (
     AllPartitionMapping,
@@ -269,7 +270,7 @@ def dr_reduction_plan(context: AssetExecutionContext, postgres: PostgresResource
     if len(events) == 1:
         [event] = events
         metadata.update({"event_id": event["event_id"], "version": event["version"], **totals})
-        metadata.update({"facilities": MetadataValue.md(event["table"]), "plots": MetadataValue.md(_plan_plots(event["plans"]))})
+        metadata.update({"facilities": MetadataValue.md(event["table"]), "plots": MetadataValue.md(_plan_plots(event["plans"], event["figures"]))})
     else:
         # A batch's plots would fill the event log: each event's plan is in the mart.
         metadata.update({"events": len(events), **totals})
@@ -312,28 +313,27 @@ def _event_plan(postgres: PostgresResource, sql: dict[str, str], key: str) -> di
         plans[facility_id] = plan
         rows += _plan_rows(event_id, version, facility_id, plan, {a.action_id: a for a in actions.get(facility_id, [])}, created_at)
 
-    target_kwh = sum(p.target_kwh for p in plans.values())
-    shortfall_kwh = sum(p.shortfall_kwh for p in plans.values())
-    shed_kwh = sum(p.shed_kwh for p in plans.values())
-    problems = _plan_problems(facility_ids, intervals, actions, plans)
     unplanned = [f for f in facility_ids if not intervals.get(f)]
-    reason = None
-    if shortfall_kwh > 0.05:
-        reason = f"the plan sheds {shed_kwh:.1f} of the {target_kwh:.1f} kWh asked: {shortfall_kwh:.1f} kWh short"
-        reason += f" ({'; '.join(problems)})" if problems else ""
-    elif unplanned:
-        reason = f"no baseline for {', '.join(unplanned)} (no forecast and no eligible CBL day): nothing planned there"
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
         cur.execute(sql["replace_plan"], {"event_id": event_id, "version": version, "rows": as_json(rows)})
+        # The figures come from the rows just written, by the statement every summary of
+        # the plan uses: the inbox's totals are the sum of the facilities' rows.
+        cur.execute(sql["plan_by_facility"], {"event_id": event_id, "version": version})
+        figures = {facility_id: PlanFigures(*values) for facility_id, *values in cur.fetchall()}
+        figures = {f: figures.get(f, PlanFigures(0.0, 0.0, 0.0)) for f in facility_ids}
+        target_kwh, shed_kwh, shortfall_kwh = (
+            round(sum(getattr(f, name) for f in figures.values()), 3) for name in ("target_kwh", "planned_shed_kwh", "shortfall_kwh")
+        )
+        reason = _plan_reason(figures, target_kwh, shed_kwh, shortfall_kwh, unplanned, intervals, actions, plans)
         cur.execute(sql["mark_planned"], {
-            "event_id": event_id, "version": version, "target_kwh": round(target_kwh, 3),
-            "planned_shed_kwh": round(shed_kwh, 3), "shortfall_kwh": round(shortfall_kwh, 3), "reason": reason,
+            "event_id": event_id, "version": version, "target_kwh": target_kwh,
+            "planned_shed_kwh": shed_kwh, "shortfall_kwh": shortfall_kwh, "reason": reason,
         })
         schema = column_schema(cur, "marts.fct_dr_reduction_plan")
     return {
         "key": key, "event_id": event_id, "version": version, "rows": len(rows), "schema": schema, "reason": reason,
         "target_kwh": target_kwh, "planned_shed_kwh": shed_kwh, "shortfall_kwh": shortfall_kwh,
-        "table": _plan_table(plans, actions), "plans": plans,
+        "table": _plan_table(plans, figures, actions), "plans": plans, "figures": figures,
     }
 
 
@@ -386,19 +386,45 @@ def _plan_row(event_id, version, facility_id, start, phase, action, shed_kw, int
     }
 
 
-def _plan_problems(facility_ids, intervals, actions, plans) -> list[str]:
-    problems = []
-    for facility_id in facility_ids:
-        if not intervals.get(facility_id):
-            problems.append(f"{facility_id} has no baseline")
-        elif not actions.get(facility_id):
-            problems.append(f"{facility_id} has no actions in the curtailment catalogue")
-        for action_id, why in plans[facility_id].unusable.items():
-            problems.append(f"{action_id} unusable: {why}")
-    return problems
+class PlanFigures(NamedTuple):
+    """One facility's plan in the event window, kWh (statement plan_by_facility)."""
+
+    target_kwh: float
+    planned_shed_kwh: float
+    shortfall_kwh: float
 
 
-def _plan_table(plans, actions) -> str:
+# A shortfall under this is rounding (the rows carry kW to 4 decimals), not a finding.
+SHORTFALL_KWH = 0.05
+
+
+def _plan_reason(figures, target_kwh, shed_kwh, shortfall_kwh, unplanned, intervals, actions, plans) -> str | None:
+    """Why the plan falls short, naming only the facilities that do, each with its
+    shortfall and what kept its catalogue from covering it."""
+    if shortfall_kwh <= SHORTFALL_KWH:
+        if unplanned:
+            return f"no baseline for {', '.join(unplanned)} (no forecast and no eligible CBL day): nothing planned there"
+        return None
+    short = [f for f, figure in figures.items() if figure.shortfall_kwh > SHORTFALL_KWH]
+    parts = []
+    for facility_id in short:
+        why = _plan_problems(facility_id, intervals, actions, plans) or ["its usable actions are at their limits"]
+        parts.append(f"{facility_id} {figures[facility_id].shortfall_kwh:.1f} kWh ({'; '.join(why)})")
+    reason = f"the plan sheds {shed_kwh:.1f} of the {target_kwh:.1f} kWh asked: {shortfall_kwh:.1f} kWh short, at {', '.join(parts)}"
+    if unplanned:
+        reason += f"; no baseline for {', '.join(unplanned)}: nothing planned there"
+    return reason
+
+
+def _plan_problems(facility_id, intervals, actions, plans) -> list[str]:
+    if not intervals.get(facility_id):
+        return [f"{facility_id} has no baseline"]
+    if not actions.get(facility_id):
+        return [f"{facility_id} has no actions in the curtailment catalogue"]
+    return [f"{action_id} unusable: {why}" for action_id, why in plans[facility_id].unusable.items()]
+
+
+def _plan_table(plans, figures, actions) -> str:
     lines = [
         "| facility | target kWh | planned shed kWh | shortfall kWh | actions used | unusable actions |",
         "| --- | ---: | ---: | ---: | --- | --- |",
@@ -408,8 +434,9 @@ def _plan_table(plans, actions) -> str:
         unusable = "; ".join(f"{a}: {why}" for a, why in plan.unusable.items())
         if not actions.get(facility_id):
             unusable = "no actions in the curtailment catalogue"
+        figure = figures[facility_id]
         lines.append(
-            f"| {facility_id} | {plan.target_kwh:.1f} | {plan.shed_kwh:.1f} | {plan.shortfall_kwh:.1f} | "
+            f"| {facility_id} | {figure.target_kwh:.1f} | {figure.planned_shed_kwh:.1f} | {figure.shortfall_kwh:.1f} | "
             f"{', '.join(used) or '–'} | {unusable or '–'} |"
         )
     return "\n".join(lines)
@@ -418,31 +445,82 @@ def _plan_table(plans, actions) -> str:
 MAX_PLOTS = 20  # each a ~10 KB PNG in the event log; the table lists every facility
 
 
-def _plan_plots(plans) -> str:
+def plan_axes_limits(plan) -> tuple[tuple[datetime, datetime], tuple[float, float]]:
+    """The DR plan plot's x-range, the event window and the preparation and rebound
+    intervals the plan has, no more; and its kW range, around the baseline, planned and
+    target load in the window (not from 0, where a 10 % shed is a hairline)."""
     from assets.dr_planner import SLOT
-    from assets.plots import figure, markdown_image, palette_png
+    from assets.plots import data_limits
+
+    starts = [i.start for i in plan.intervals] + [s.start for s in plan.steps]
+    x = (min(starts), max(starts) + SLOT)
+    kw = [v for i in plan.intervals for v in (i.baseline_kw, i.expected_kw, i.baseline_kw - i.target_kw)]
+    return x, data_limits(kw, floor=0.0)
+
+
+def plan_plot(facility_id: str, plan, figures: PlanFigures) -> bytes:
+    """PNG: baseline, planned and target load through the event window (shaded), and
+    below it the load pre-cooling adds before the event and rebound adds after it."""
+    import matplotlib.dates as mdates
+
+    from assets.dr_planner import SLOT
+    from assets.plots import figure, legend_outside, palette_png
+
+    (x0, x1), (y0, y1) = plan_axes_limits(plan)
+    event_start, event_end = plan.intervals[0].start, plan.intervals[-1].start + SLOT
+    outside = {
+        phase: [s for s in plan.steps if s.phase == phase and not event_start <= s.start < event_end]
+        for phase in ("prepare", "rebound")
+    }
+    fig = figure(9, 4.2 if any(outside.values()) else 3.2, dpi=80)
+    if any(outside.values()):
+        axes, added = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08})
+    else:
+        axes, added = fig.subplots(), None
+    starts = [i.start for i in plan.intervals] + [event_end]
+    axes.axvspan(event_start, event_end, color="#eeeeee", linewidth=0, label="event")
+    # baseline=None: steps only, no edges drawn down to 0 kW at the window's ends.
+    axes.stairs([i.baseline_kw for i in plan.intervals], starts, baseline=None, color="black", linewidth=1.4, label="baseline")
+    axes.stairs([i.expected_kw for i in plan.intervals], starts, baseline=None, color="#08519c", linewidth=1.8, label="planned load")
+    # Over the planned load, which it equals where the plan meets the target.
+    axes.stairs([i.baseline_kw - i.target_kw for i in plan.intervals], starts, baseline=None, color="#fd8d3c", linestyle="--", linewidth=1.4, label="target load")
+    axes.set_xlim(x0, x1)
+    axes.set_ylim(y0, y1)
+    axes.set_ylabel("kW", fontsize=9)
+    axes.set_title(
+        f"{facility_id}: plan sheds {figures.planned_shed_kwh:.1f} of {figures.target_kwh:.1f} kWh"
+        + (f", {figures.shortfall_kwh:.1f} kWh short" if figures.shortfall_kwh > SHORTFALL_KWH else ""),
+        fontsize=10, loc="left",
+    )
+    legend_outside(axes)
+    bottom = axes
+    if added is not None:
+        for phase, color, label in (("prepare", "#9ecae1", "pre-cooling"), ("rebound", "#fdae6b", "rebound")):
+            by_start: dict[datetime, float] = {}
+            for step in outside[phase]:
+                by_start[step.start] = by_start.get(step.start, 0.0) - step.shed_kw
+            if by_start:
+                added.bar(list(by_start), list(by_start.values()), width=SLOT, align="edge", color=color, label=label)
+        added.axvspan(event_start, event_end, color="#eeeeee", linewidth=0)
+        added.set_ylabel("added kW", fontsize=9)
+        legend_outside(added)
+        bottom = added
+    bottom.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+    bottom.set_xlabel("UTC", fontsize=9)
+    for ax in fig.axes:
+        ax.tick_params(labelsize=8)
+    # Fixed margins, the right one for the legend: tight_layout would draw the figure twice.
+    fig.subplots_adjust(left=0.07, right=0.83, top=0.9, bottom=0.14 if added is None else 0.11)
+    return palette_png(fig)
+
+
+def _plan_plots(plans, figures) -> str:
+    from assets.plots import markdown_image
 
     parts = []
     for facility_id, plan in list(plans.items())[:MAX_PLOTS]:
-        if not plan.intervals:
-            continue
-        fig = figure(8, 2.4)
-        axes = fig.add_subplot()
-        starts = [i.start for i in plan.intervals] + [plan.intervals[-1].start + SLOT]
-        baseline = [i.baseline_kw for i in plan.intervals]
-        # baseline=None: steps only, no edges drawn down to 0 kW at the window's ends.
-        axes.stairs(baseline, starts, baseline=None, color="black", linewidth=1.2, label="baseline")
-        axes.stairs([i.expected_kw for i in plan.intervals], starts, baseline=None, color="#08519c", linewidth=1.4, label="planned load")
-        axes.stairs([i.baseline_kw - i.target_kw for i in plan.intervals], starts, baseline=None, color="#fd8d3c", linestyle="--", linewidth=1.0, label="target load")
-        outside = plan.outside_event()
-        if outside:
-            axes.bar(list(outside), list(outside.values()), width=SLOT, align="edge", color="#9ecae1", label="added load (prepare / rebound)")
-        axes.set_title(f"{facility_id}: plan sheds {plan.shed_kwh:.1f} of {plan.target_kwh:.1f} kWh", fontsize=10)
-        axes.set_ylabel("kW")
-        axes.tick_params(labelsize=8)
-        axes.legend(loc="lower left", fontsize=7, ncols=4, frameon=False)
-        fig.subplots_adjust(left=0.07, right=0.99, top=0.88, bottom=0.12)
-        parts.append(markdown_image(facility_id, palette_png(fig)))
+        if plan.intervals:
+            parts.append(markdown_image(facility_id, plan_plot(facility_id, plan, figures[facility_id])))
     if len(plans) > MAX_PLOTS:
         parts.append(f"The first {MAX_PLOTS} of {len(plans)} facilities; every plan is in `marts.fct_dr_reduction_plan`.")
     return "\n".join(parts) or "No facility of the event has a baseline to plan from."

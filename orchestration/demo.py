@@ -148,15 +148,22 @@ def call_demo_event(instance, warehouse_url: str, secret: str, facilities: int, 
 
 
 def print_dr_plan(engine: sa.Engine, event_id: str, version: str) -> None:
+    """The event's headline (ops.dr_events) and one row per facility, both from the
+    plan's statement plan_by_facility: the rows add up to the headline."""
+    from resources.sql_files import statements
+
     with engine.connect() as conn:
         event = conn.execute(sa.text(
             "select status, status_reason, target_kwh, planned_shed_kwh, shortfall_kwh, event_start, event_end "
             "from ops.dr_events where event_id = :e and version = :v"
         ), {"e": event_id, "v": version}).one()
+        cursor = conn.connection.driver_connection.cursor()
+        cursor.execute(statements("dr_tables.sql")["plan_by_facility"], {"event_id": event_id, "version": version})
+        figures = {facility_id: (target, shed, short) for facility_id, target, shed, short in cursor.fetchall()}
+        cursor.close()
         rows = conn.execute(sa.text(
             """
             select facility_id, string_agg(distinct action_id, ', ') filter (where phase = 'event') as actions,
-                   sum(shed_kw) filter (where phase = 'event') * 0.25 as shed_kwh,
                    min(interval_start) as first_interval
             from marts.fct_dr_reduction_plan
             where event_id = :e and version = :v
@@ -168,9 +175,14 @@ def print_dr_plan(engine: sa.Engine, event_id: str, version: str) -> None:
         f"{event.status}, {event.planned_shed_kwh:.1f} of {event.target_kwh:.1f} kWh planned"
         + (f" — {event.status_reason}" if event.status_reason else "")
     )
-    print(f"  {'facility':<12} {'plan starts (UTC)':<18} {'kWh shed':>9}  actions")
+    print(f"  {'facility':<12} {'plan starts (UTC)':<18} {'target kWh':>10} {'kWh shed':>9} {'short kWh':>9}  actions")
     for row in rows:
-        print(f"  {row.facility_id:<12} {row.first_interval:%Y-%m-%d %H:%M}  {row.shed_kwh or 0:>9.1f}  {row.actions or '–'}")
+        target, shed, short = figures.get(row.facility_id, (0.0, 0.0, 0.0))
+        print(
+            f"  {row.facility_id:<12} {row.first_interval:%Y-%m-%d %H:%M}  {target:>10.1f} {shed:>9.1f} {short:>9.1f}  "
+            f"{row.actions or '–'}"
+        )
+    print("  (kWh shed: in the event window, net of the load actions give back in it)")
 
 
 def run_demo(facilities: int, days: int, serve: bool, settings: WattlineSettings | None = None) -> int:

@@ -172,6 +172,27 @@ delete from marts.fct_dr_reduction_plan where event_id = %(event_id)s and versio
 insert into marts.fct_dr_reduction_plan
 select * from jsonb_populate_recordset(null::marts.fct_dr_reduction_plan, %(rows)s::jsonb);
 
+-- name: plan_by_facility
+-- Each facility's plan in the event window, kWh: the one definition of "planned shed"
+-- that the inbox's totals (mark_planned) and every summary of the plan add up from. The
+-- shed is net of the load actions give back inside the window (rebound rows there are
+-- negative), as fct_dr_event_performance measures it; pre-cooling before the window and
+-- rebound after it are load outside the event. Interval columns repeat on each action's
+-- row: one value per interval.
+with intervals as (
+    select facility_id, interval_start, sum(shed_kw) as shed_kw, max(target_kw) as target_kw, max(shortfall_kw) as shortfall_kw
+    from marts.fct_dr_reduction_plan
+    where event_id = %(event_id)s and version = %(version)s and target_kw is not null
+    group by facility_id, interval_start
+)
+select facility_id,
+       round((sum(target_kw) * 0.25)::numeric, 3)::double precision as target_kwh,
+       round((sum(shed_kw) * 0.25)::numeric, 3)::double precision as planned_shed_kwh,
+       round((sum(shortfall_kw) * 0.25)::numeric, 3)::double precision as shortfall_kwh
+from intervals
+group by facility_id
+order by facility_id;
+
 -- name: mark_planned
 -- A rerun of the plan (an operator's re-execution) records its figures again, but never
 -- takes back an event already dispatched or finished.

@@ -133,3 +133,38 @@ def test_targets_percentage_kw_split_and_openadr_intervals():
     assert interval_targets({"intervals": intervals}, baseline) == {"A": {t0: 20.0, t1: 20.0}, "B": {t0: 60.0, t1: 20.0}}
     price_only = [{"start": t0.isoformat(), "end": (t1 + SLOT).isoformat(), "shed_pct": None, "import_limit_kw": None, "price": 0.3}]
     assert interval_targets({"intervals": price_only}, baseline) == {"A": {t0: 0.0, t1: 0.0}, "B": {t0: 0.0, t1: 0.0}}
+
+
+def test_the_plan_plot_frames_the_event_and_its_load_not_zero_and_hours_after():
+    """The UI's plan plot: a 10 % shed on a 200–260 kW load started its kW axis at 0 (the
+    shed a hairline) and ran hours past the event. The axis now spans the baseline,
+    planned and target load, and the time axis the intervals the plan has."""
+    from assets.demand_response import PlanFigures, plan_axes_limits, plan_plot
+
+    baselines = [200.0, 230.0, 260.0, 240.0]
+    intervals = [Interval(START + i * SLOT, kw, 0.1 * kw, {"hvac": kw / 2, "ev": 30.0, "lighting": 40.0}) for i, kw in enumerate(baselines)]
+    precool = action("PRE", "hvac", 0.2, pct=10, duration=180, prepare_min=60, prepare_pct=50)
+    ev = action("EV", "ev", 1.5, pct=100, rebound_min=60, rebound_pct=100)
+    plan = plan_facility(intervals, [precool, ev, HVAC], EARLY)
+    phases = {step.phase for step in plan.steps}
+    assert {"prepare", "rebound"} <= phases
+
+    (x0, x1), (y0, y1) = plan_axes_limits(plan)
+    first_step = min(step.start for step in plan.steps)
+    last_step = max(step.start for step in plan.steps) + SLOT
+    assert x0 == min(first_step, START) and x1 == max(last_step, START + 4 * SLOT)
+    assert x0 >= START - timedelta(minutes=60) and x1 <= START + 4 * SLOT + timedelta(minutes=60)
+    lowest = min(min(i.expected_kw, i.baseline_kw - i.target_kw) for i in plan.intervals)
+    assert 150 < y0 < lowest and 260 < y1 < 280
+
+    png = plan_plot("FAC-X", plan, PlanFigures(plan.target_kwh, plan.shed_kwh, plan.shortfall_kwh))
+    assert png.startswith(b"\x89PNG")
+
+
+def test_axis_limits_pad_the_data_and_respect_a_floor():
+    from assets.plots import data_limits
+
+    assert data_limits([200, 260]) == pytest.approx((194.0, 266.0))
+    assert data_limits([5, 0, 10], floor=0.0) == pytest.approx((0.0, 11.0))
+    assert data_limits([100.0, 100.0]) == pytest.approx((95.0, 105.0))
+    assert data_limits([float("nan"), None, 50.0, 70.0]) == pytest.approx((48.0, 72.0))
