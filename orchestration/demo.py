@@ -28,7 +28,7 @@ def summary(engine: sa.Engine, start: datetime, end: datetime) -> dict:
                 select distinct on (facility_id)
                     facility_id, interval_start, avg_kw, data_completeness
                 from marts.fct_load_15min
-                where interval_start >= :s and interval_end <= least(:e, now())
+                where interval_start >= :s and interval_end <= least(:e, now()) and data_completeness >= 1
                 order by facility_id, interval_start desc
                 """
             ),
