@@ -500,3 +500,17 @@ def test_past_the_requests_in_flight_a_request_gets_503_with_retry_after(receive
     while requests.get(receiver + "/healthz", timeout=5).status_code != 200:
         assert time.monotonic() < deadline, "the slots were not given back"
         time.sleep(0.05)
+
+
+def test_the_kubernetes_receiver_runs_with_the_same_guards():
+    """deploy/kubernetes/webhook-receiver.yaml serves the receiver as `wattline up` does."""
+    from pathlib import Path
+
+    import yaml
+
+    manifest = Path(__file__).parents[1] / "deploy" / "kubernetes" / "webhook-receiver.yaml"
+    deployment = next(d for d in yaml.safe_load_all(manifest.read_text()) if d and d.get("kind") == "Deployment")
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    command = container["command"]
+    options = webhook_server.uvicorn_options()
+    assert any(command[i:i + len(options)] == options for i in range(len(command)))
