@@ -110,7 +110,7 @@ def create_app(config: ReceiverConfig | None = None) -> Starlette:
     async def healthz(request: Request) -> JSONResponse:
         try:
             await run_in_threadpool(_ping, engine)
-        except unavailable as error:
+        except (sa.exc.SQLAlchemyError, *unavailable) as error:
             refused = _database_unavailable(error)
             return JSONResponse({"status": "unavailable", "error": str(refused)}, status_code=503, headers=refused.headers)
         return JSONResponse({"status": "ok"})

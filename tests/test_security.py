@@ -182,11 +182,11 @@ def test_a_dr_event_with_hostile_ids_is_refused_with_a_reason_and_stores_nothing
             "insert into raw.facilities (facility_id, name, timezone) values ('SEC-F1', 'Plain', 'UTC') on conflict do nothing"
         ))
 
-    START = quarter_hours_ahead(8)  # noqa: N806 - the event's start, as in the receiver's tests
+    start = quarter_hours_ahead(8)  # two hours ahead, as in the receiver's tests
 
     def event(**changes):
-        return {"event_id": f"EVT-{uuid.uuid4().hex[:8]}", "facility_ids": ["SEC-F1"], "event_start": iso(START),
-                "event_end": iso(START + timedelta(hours=1)), "target_reduction_percentage": 10, **changes}
+        return {"event_id": f"EVT-{uuid.uuid4().hex[:8]}", "facility_ids": ["SEC-F1"], "event_start": iso(start),
+                "event_end": iso(start + timedelta(hours=1)), "target_reduction_percentage": 10, **changes}
 
     with BackgroundServer(receiver_app(ReceiverConfig(database.sqlalchemy_url, webhook_secret=WEBHOOK_SECRET))) as receiver:
         # The receiver is live and stores a plain event: the refusals below are the ids'.
