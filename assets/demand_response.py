@@ -408,7 +408,7 @@ def _plan_reason(figures, target_kwh, shed_kwh, shortfall_kwh, unplanned, interv
     short = [f for f, figure in figures.items() if figure.shortfall_kwh > SHORTFALL_KWH]
     parts = []
     for facility_id in short:
-        why = _plan_problems(facility_id, intervals, actions, plans) or ["its usable actions are at their limits"]
+        why = _plan_problems(facility_id, intervals, actions, plans) or ["its actions' notice, duration and load limits"]
         parts.append(f"{facility_id} {figures[facility_id].shortfall_kwh:.1f} kWh ({'; '.join(why)})")
     reason = f"the plan sheds {shed_kwh:.1f} of the {target_kwh:.1f} kWh asked: {shortfall_kwh:.1f} kWh short, at {', '.join(parts)}"
     if unplanned:
