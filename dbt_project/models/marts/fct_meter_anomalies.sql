@@ -102,6 +102,11 @@ load_slots as (
     from localized
     where avg_kw is not null
         and data_completeness >= {{ gap_completeness_below }}
+        -- Output of on-site supply (PV, wind, battery, CHP, or a meter registered as
+        -- supply / pv / export) is not load: PV is low at dawn, at dusk and under cloud,
+        -- and its slot of the week moves with sunrise, with nothing wrong at the site.
+        and coalesce(energy_source, 'grid') = 'grid'
+        and coalesce(lower(end_use), '') not in ('supply', 'pv', 'export', 'generation')
 
 ),
 
