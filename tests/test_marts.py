@@ -215,8 +215,11 @@ def test_the_hand_checked_unit_tests_pass(world, tmp_path):
     assert {
         "fct_load_15min_sums_meters_per_quarter_hour",
         "fct_load_daily_uses_the_local_day_and_its_dst_length",
-        "fct_load_hourly_averages_the_open_hour_over_the_time_covered",
+        "fct_load_hourly_averages_the_open_hour_over_its_time",
         "fct_carbon_budget_status_projects_the_unmeasured_period",
+        "stg_grid_prices_currency_from_the_feed_or_the_zone",
+        "fct_energy_cost_hourly_never_guesses_a_currency",
+        "fct_meter_anomalies_supply_is_not_load",
         "fct_emissions_hourly_factors_by_source_and_hour",
         "fct_energy_cost_hourly_prefers_real_time_then_day_ahead",
         "fct_carbon_budget_status_at_the_thresholds",
