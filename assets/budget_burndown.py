@@ -57,9 +57,9 @@ def burn_down_markdown(postgres: PostgresResource, limit: int = MAX_BUDGETS) -> 
         days = cur.fetchall()
     if not budgets:
         return "No carbon budget period has started (seed `carbon_budgets`)."
-    series: dict[str, list[tuple[date, float]]] = {}
-    for budget_id, day, cumulative in days:
-        series.setdefault(budget_id, []).append((day, float(cumulative)))
+    series: dict[str, list[tuple[date, float, float]]] = {}
+    for budget_id, day, cumulative, projected_cumulative in days:
+        series.setdefault(budget_id, []).append((day, float(cumulative), float(projected_cumulative)))
     return markdown_image("Carbon budget burn-down (the budgets projected to use the most)", palette_png(_plot(budgets, series)))
 
 
@@ -77,11 +77,13 @@ def _plot(budgets, series):
             ax.text(start, budget * pct / 100, f" {label}", fontsize=6, color="#888888", va="bottom")
         ax.axhline(budget, color="#c0392b", linewidth=1.2, label="budget")
         if points:
-            xs, ys = zip(*points, strict=True)
+            xs, ys, _ = zip(*points, strict=True)
             ax.plot(xs, ys, color="#2c3e50", linewidth=1.5, label="emitted")
         if projected is not None and as_of is not None:
-            # fct_carbon_budget_status's projection: its burn rate so far, held to the end.
-            ax.plot([as_of.date(), end + timedelta(days=1)], [float(used), float(projected)], color="#2c3e50", linestyle="--", linewidth=1)
+            # fct_carbon_budget_status's projection: the unmeasured days before the data and
+            # after it at the burn rate so far, so the line ends where the status is rated.
+            start_kg = points[-1][2] if points else float(used)
+            ax.plot([as_of.date(), end + timedelta(days=1)], [start_kg, float(projected)], color="#2c3e50", linestyle="--", linewidth=1)
         ax.set_xlim(start, end + timedelta(days=1))
         ax.set_ylim(0, max(budget, float(projected or 0), float(used or 0)) * 1.1)
         ax.set_title(f"{facility_id} · {budget_id}", fontsize=8)

@@ -34,7 +34,9 @@ def price_zones(postgres: PostgresResource) -> dict[str, str]:
 )
 def grid_prices(context: AssetExecutionContext, price_api: PriceApiResource, postgres: PostgresResource) -> MaterializeResult:
     """Grid energy prices for every price zone a facility is in, in currency per MWh
-    (ComEd's ¢/kWh × 10 = USD/MWh), in `raw.grid_prices`:
+    (ComEd's ¢/kWh × 10 = USD/MWh), in `raw.grid_prices`. `currency` is the one the feed
+    states; the ComEd format states none, so it stays empty (unless
+    WATTLINE_PRICE_FEED_CURRENCY says) and dbt staging takes the zone's:
 
     - `resolution = '5min'`: real-time 5-minute prices (ComEd feed format);
     - `resolution = '1h'`, same source: their hourly averages (`intervals` = how many

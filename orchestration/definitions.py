@@ -70,7 +70,7 @@ defs = Definitions(
         "postgres": PostgresResource(),
         "telemetry_api": TelemetryApiResource(**_feeds),
         "weather_api": WeatherApiResource(**_feeds),
-        "price_api": PriceApiResource(**_feeds),
+        "price_api": PriceApiResource(**_feeds, five_minute_currency=get_settings().price_feed_currency),
         "carbon_api": CarbonApiResource(**_feeds),
         "dbt": dbt_cli(),
         "bms": BmsResource(),

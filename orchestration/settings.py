@@ -115,6 +115,12 @@ class WattlineSettings(BaseSettings):
     telemetry_api_url: str | None = None
     weather_api_url: str | None = None
     price_api_url: str | None = None
+    price_feed_currency: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 currency of the ComEd-format feed's ¢/kWh when the source implies one "
+        "(ComEd: USD); unset = each price zone's currency (dbt seed price_zone_currencies).",
+    )
     carbon_api_url: str | None = None
     carbon_api_token: SecretStr | None = Field(
         default=None, description="Electricity Maps `auth-token`; sent only to WATTLINE_CARBON_API_URL."

@@ -10,7 +10,7 @@ order by projected_pct_used desc nulls last, budget_id
 limit %(limit)s;
 
 -- name: days
-select budget_id, day, cumulative_kg_co2e
+select budget_id, day, cumulative_kg_co2e, projected_cumulative_kg_co2e
 from marts.fct_carbon_budget_daily
 where budget_id = any(%(budget_ids)s)
 order by budget_id, day;

@@ -43,9 +43,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# Empty currencies pass (GX skips nulls): a feed that names none is priced in its zone's.
+from resources.price_api import CURRENCIES
+
 # The energy sources a meter may report: the grid and the sources of the emission-factor seed.
 ENERGY_SOURCES = ("grid", "solar", "wind", "hydro", "natural_gas", "coal", "nuclear", "battery")
-CURRENCIES = ("USD", "EUR", "GBP")
 PRICE_RESOLUTIONS = ("5min", "1h")
 CARBON_FACTOR_TYPES = ("lifecycle", "direct")
 

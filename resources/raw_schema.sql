@@ -117,7 +117,7 @@ create table if not exists raw.grid_prices (
     interval_end        timestamptz      not null,
     resolution          text             not null,
     price_per_mwh       double precision not null,
-    currency            text             not null,
+    currency            text,
     source              text             not null,
     intervals           integer,
     _loaded_at          timestamptz      not null default now(),
@@ -127,7 +127,12 @@ create table if not exists raw.grid_prices (
 comment on table raw.grid_prices is
     'Grid energy prices per zone in currency per MWh: 5-minute real-time prices '
     '(resolution 5min), their hourly averages (1h, intervals = 5-minute prices averaged) '
-    'and day-ahead hourly prices (source day_ahead).';
+    'and day-ahead hourly prices (source day_ahead). currency is the ISO 4217 code the feed '
+    'states, empty where it states none (staging then takes the zone''s currency).';
+
+-- Warehouses created when every price was labelled USD: a feed that names no currency
+-- now leaves it empty rather than guessing.
+alter table raw.grid_prices alter column currency drop not null;
 
 create table if not exists raw.grid_carbon_intensity (
     zone                        text             not null,

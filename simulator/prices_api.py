@@ -1,5 +1,7 @@
 """Grid prices: ComEd's 5-minute feed format (`/api?type=5minutefeed`, newest first,
-prices as strings in ¢/kWh) and a generic hourly day-ahead JSON in USD/MWh."""
+prices as strings in hundredths of the zone's currency per kWh; the format names no
+currency) and a generic hourly day-ahead JSON that states its currency and unit
+(GB: GBP/MWh, DE-LU: EUR/MWh, NSW1: AUD/MWh, COMED: USD/MWh)."""
 
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -75,11 +77,12 @@ def day_ahead(request: Request, config: SimulatorConfig) -> JSONResponse:
     if day.date() > (config.current_time() + timedelta(days=1)).date():
         raise BadRequest(f"day-ahead prices for {day:%Y-%m-%d} are not published yet", status=404)
     hours = int(day.timestamp()) + 3600 * np.arange(24)
-    values = prices.day_ahead_usd_mwh(config.seed, zone, hours)
+    values = prices.day_ahead_per_mwh(config.seed, zone, hours)
+    currency = prices.CURRENCIES[zone]
     return JSONResponse({
         "zone": zone,
-        "currency": "USD",
-        "unit": "USD/MWh",
+        "currency": currency,
+        "unit": f"{currency}/MWh",
         "prices": [
             {"start": iso(datetime.fromtimestamp(int(h), UTC)), "end": iso(datetime.fromtimestamp(int(h) + 3600, UTC)), "price": float(v)}
             for h, v in zip(hours, values, strict=True)

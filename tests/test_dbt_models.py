@@ -84,12 +84,14 @@ def test_load_15min_numbers_and_window_replacement(engine, resources):
     assert result.success
 
     t = lambda minute: T0 + timedelta(minutes=minute)  # noqa: E731
-    # Completeness counts both of F1's registered meters, also where M2 sent nothing.
+    # Completeness counts both of F1's registered meters, also where M2 sent nothing;
+    # average demand is over the time each meter's readings cover (M1 4 kWh in 15 min,
+    # M2 1 kWh in 10 min; 3 kWh in the 5 minutes of the next quarter is 36 kW, as read).
     assert fct(engine) == [
-        ("F1", t(0), 5.0, 20.0, 12.0, 30.0, 5, 2, pytest.approx(0.8333, abs=1e-4)),
-        ("F1", t(15), 3.0, 12.0, 36.0, 36.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
-        ("F1", t(60), 4.0, 16.0, 48.0, 48.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
-        ("F2", t(30), 1.0, 4.0, 3.0, 6.0, 3, 1, pytest.approx(1.0)),
+        ("F1", t(0), 5.0, pytest.approx(22.0), 12.0, 30.0, 5, 2, pytest.approx(0.8333, abs=1e-4)),
+        ("F1", t(15), 3.0, pytest.approx(36.0), 36.0, 36.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
+        ("F1", t(60), 4.0, pytest.approx(48.0), 48.0, 48.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
+        ("F2", t(30), 1.0, pytest.approx(4.0), 3.0, 6.0, 3, 1, pytest.approx(1.0)),
     ]
 
     # The source drops F2 from the first hour and revises F1: rebuilding that one
@@ -97,8 +99,8 @@ def test_load_15min_numbers_and_window_replacement(engine, resources):
     load(engine, [reading("F1", "M1", 0, 1.5, 18.0)], T0)
     assert materialize([dbt_incremental_models], resources=resources, partition_key="2026-01-05-10:00").success
     assert fct(engine) == [
-        ("F1", t(0), 1.5, 6.0, 18.0, 18.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
-        ("F1", t(60), 4.0, 16.0, 48.0, 48.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
+        ("F1", t(0), 1.5, pytest.approx(18.0), 18.0, 18.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
+        ("F1", t(60), 4.0, pytest.approx(48.0), 48.0, 48.0, 1, 1, pytest.approx(0.1667, abs=1e-4)),
     ]
 
 

@@ -138,7 +138,7 @@ def test_a_day_of_prices_holds_every_5_minute_price_and_exact_hourly_averages(en
     (stored,) = [row.price_per_mwh for row in hourly if row.zone == zone and row.interval_start == noon]
     assert stored == pytest.approx(mean(in_hour), abs=1e-3)
 
-    # The feed's ¢/kWh × 10 = the USD/MWh stored, price by price. ComEd's window is
+    # The feed's ¢/kWh × 10 = the price per MWh stored, price by price. ComEd's window is
     # wall-clock time where the zone is, both ends inclusive, stamped at interval ends.
     tz = ZoneInfo(rows(engine, "select min(timezone) as tz from raw.facilities where price_zone = :z", z=zone)[0].tz)
     feed = requests.get(

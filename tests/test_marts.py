@@ -168,9 +168,11 @@ def test_a_quarter_hour_of_10_second_readings_rolls_up_as_by_hand(engine, world)
         hour = conn.execute(sa.text(
             "select energy_kwh, avg_kw, peak_15min_kw, data_completeness from marts.fct_load_hourly where facility_id = 'R10'"
         )).one()
-    # 90 × 0.1 kWh + 30 × 0.05 kWh; demand 54 kW while both run, 36 kW after.
-    assert quarter == pytest.approx((10.5, 9.0, 1.5, 42.0, 36.0, 54.0, 120, (900 + 300) / (2 * 900)))
-    assert hour == pytest.approx((10.5, 10.5, 42.0, 1200 / (2 * 3600)))
+    # 90 × 0.1 kWh + 30 × 0.05 kWh; demand 54 kW while both run, 36 kW after. M2 went
+    # silent after 5 minutes: the average is each meter over the time it covered (36 + 18
+    # kW), and completeness shows the 10 minutes M2 is missing.
+    assert quarter == pytest.approx((10.5, 9.0, 1.5, 54.0, 36.0, 54.0, 120, (900 + 300) / (2 * 900)))
+    assert hour == pytest.approx((10.5, 54.0, 54.0, 1200 / (2 * 3600)))
 
 
 def test_every_mart_and_column_is_described(engine, world, dbt_manifest):
@@ -215,6 +217,11 @@ def test_the_hand_checked_unit_tests_pass(world, tmp_path):
     assert {
         "fct_load_15min_sums_meters_per_quarter_hour",
         "fct_load_daily_uses_the_local_day_and_its_dst_length",
+        "fct_load_hourly_averages_the_open_hour_over_its_time",
+        "fct_carbon_budget_status_projects_the_unmeasured_period",
+        "stg_grid_prices_currency_from_the_feed_or_the_zone",
+        "fct_energy_cost_hourly_never_guesses_a_currency",
+        "fct_meter_anomalies_supply_is_not_load",
         "fct_emissions_hourly_factors_by_source_and_hour",
         "fct_energy_cost_hourly_prefers_real_time_then_day_ahead",
         "fct_carbon_budget_status_at_the_thresholds",

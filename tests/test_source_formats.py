@@ -62,11 +62,15 @@ def test_comed_feed_newest_first_in_cents_becomes_oldest_first_per_mwh():
         (utc(2015, 6, 18, 14, 40), 29.0),
     ]
     assert parsed.rows[0]["interval_start"] == utc(2015, 6, 18, 14, 25)
-    assert parsed.rows[0]["currency"] == "USD" and parsed.rows[0]["zone"] == "COMED"
+    # The format names no currency: none is assumed (the warehouse takes the zone's)
+    # unless the source implies one for every zone, as ComEd's own API does (USD).
+    assert parsed.rows[0]["currency"] is None and parsed.rows[0]["zone"] == "COMED"
     assert [r["reason"] for r in parsed.rejected] == ["needs millisUTC (epoch milliseconds) and price (¢/kWh)"]
     assert hourly_averages(parsed.rows) == [
-        {"zone": "COMED", "hour_start": utc(2015, 6, 18, 14), "currency": "USD", "price_per_mwh": 18.6667, "intervals": 3}
+        {"zone": "COMED", "hour_start": utc(2015, 6, 18, 14), "currency": None, "price_per_mwh": 18.6667, "intervals": 3}
     ]
+    comed = parse_comed_five_minute(sample("comed_5minutefeed.json"), currency="USD")
+    assert {row["currency"] for row in comed.rows} == {"USD"}
 
 
 def test_generic_prices_in_any_stated_unit_become_per_mwh():
@@ -80,6 +84,22 @@ def test_generic_prices_in_any_stated_unit_become_per_mwh():
     assert as_json.rows[0] == {"zone": "DE-LU", "interval_start": utc(2026, 11, 21, 0), "interval_end": utc(2026, 11, 21, 1),
                             "price_per_mwh": 95.1, "currency": "EUR", "source": "day_ahead"}
     assert as_json.rejected[0]["reason"] == "end is not after start"
+
+
+def test_price_currency_is_the_one_stated_never_a_default():
+    hour = {"start": "2026-11-21T00:00:00Z", "end": "2026-11-21T01:00:00Z"}
+    gb = parse_generic_prices({"zone": "GB", "currency": "GBP", "unit": "GBP/MWh", "prices": [{**hour, "price": 80.0}]})
+    nsw = parse_generic_prices({"zone": "NSW1", "unit": "AUD/MWh", "prices": [{**hour, "price": 120.0}]})
+    pence = parse_generic_prices({"zone": "GB", "unit": "p/kWh", "prices": [{**hour, "price": 8.0}]})
+    cents = parse_generic_prices({"zone": "DE-LU", "unit": "¢/kWh", "prices": [{**hour, "price": 7.5}]})
+    assert [(p.rows[0]["currency"], p.rows[0]["price_per_mwh"]) for p in (gb, nsw, pence, cents)] == [
+        ("GBP", 80.0), ("AUD", 120.0), ("GBP", 80.0), (None, 75.0)]
+    stated = parse_generic_prices({"zone": "DE-LU", "currency": "EUR", "unit": "¢/kWh", "prices": [{**hour, "price": 7.5}]})
+    assert stated.rows[0]["currency"] == "EUR"
+    contradicted = parse_generic_prices({"zone": "GB", "currency": "USD", "unit": "GBP/MWh", "prices": [{**hour, "price": 80.0}]})
+    assert not contradicted.rows and contradicted.rejected[0]["reason"] == "currency USD contradicts the unit GBP/MWh"
+    unknown = parse_generic_prices({"zone": "GB", "currency": "XBT", "unit": "¢/kWh", "prices": [{**hour, "price": 8.0}]})
+    assert not unknown.rows and unknown.rejected[0]["reason"].startswith("unknown currency 'XBT'")
 
 
 def test_electricity_maps_latest_point_and_history():

@@ -22,7 +22,10 @@ budget_conditions as (
         case status when 'warning' then 1 when 'critical' then 2 else 3 end as level,
         status as level_name,
         facility_id || ' has used ' || round(pct_used::numeric, 1) || ' % of carbon budget ' || budget_id
-            || ' for ' || period_start || ' – ' || period_end || ' (' || status || ')' as message
+            || ' for ' || period_start || ' – ' || period_end
+            || coalesce(', projected ' || round(projected_pct_used::numeric, 1) || ' % by its end ('
+                || round((100 * measured_share)::numeric, 1) || ' % of the period measured)', '')
+            || ' (' || status || ')' as message
 
     from current_budgets
     where recency = 1 and status in ('warning', 'critical', 'exceeded')

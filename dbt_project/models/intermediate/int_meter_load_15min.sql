@@ -65,7 +65,8 @@ joined as (
         per_meter.interval_start,
         per_meter.interval_start + interval '15 minutes' as interval_end,
         per_meter.energy_kwh,
-        per_meter.energy_kwh / 0.25 as avg_kw,
+        -- Over the time the readings cover, like avg_kw in fct_load_15min.
+        per_meter.energy_kwh / nullif(least(900, per_meter.reported_seconds), 0) * 3600 as avg_kw,
         per_meter.min_kw,
         per_meter.max_kw,
         per_meter.avg_power_kw,

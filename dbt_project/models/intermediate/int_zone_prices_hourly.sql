@@ -28,7 +28,10 @@ final as (
         coalesce(real_time.price_zone, day_ahead.price_zone) as price_zone,
         coalesce(real_time.interval_start, day_ahead.interval_start) as hour_start,
         coalesce(real_time.price_per_mwh, day_ahead.price_per_mwh) as price_per_mwh,
-        coalesce(real_time.currency, day_ahead.currency) as currency,
+        -- The currency of the price chosen, not of whichever feed has one.
+        case when real_time.price_per_mwh is not null then real_time.currency else day_ahead.currency end as currency,
+        case when real_time.price_per_mwh is not null then real_time.currency_source else day_ahead.currency_source end
+            as currency_source,
         case when real_time.price_per_mwh is not null then 'real_time' else 'day_ahead' end as price_source,
         real_time.averaged_intervals as real_time_intervals
 

@@ -3,7 +3,9 @@
     (`data_from`, later than the period's start when history was not loaded that far
     back) to the end of the last one (`as_of`, or var budget_as_of), so a backfilled
     past period and a live one read the same way and a short history does not dilute
-    the burn rate.
+    the burn rate. The projection fills every unmeasured day of the period (before
+    data_from and after as_of) at that burn rate, and status rates the projection too:
+    15 days of a year at 5 % used is on course for 120 %, not "ok".
 -#}
 {{
     config(
@@ -116,9 +118,36 @@ projected as (
 
     select
         *,
-        used_kg_co2e / nullif(measured_days, 0) as burn_rate_kg_per_day
+        used_kg_co2e / nullif(measured_days, 0) as burn_rate_kg_per_day,
+        greatest(0, period_days - measured_days) as unmeasured_days
 
     from rated
+
+),
+
+rated_projection as (
+
+    select
+        *,
+        used_kg_co2e + coalesce(burn_rate_kg_per_day, 0) * unmeasured_days as projected_end_kg_co2e,
+        100.0 * (used_kg_co2e + coalesce(burn_rate_kg_per_day, 0) * unmeasured_days)
+            / nullif(budget_kg_co2e, 0) as projected_pct_used
+
+    from projected
+
+),
+
+-- A burn rate from a few hours (a night, a weekend) says little about a year: the
+-- projection rates the status once var budget_projection_min_days are measured.
+rating as (
+
+    select
+        *,
+        case
+            when measured_days >= {{ var('budget_projection_min_days') }} then projected_pct_used
+        end as projected_rating_pct
+
+    from rated_projection
 
 ),
 
@@ -133,10 +162,12 @@ final as (
         used_kg_co2e,
         budget_kg_co2e - used_kg_co2e as remaining_kg_co2e,
         pct_used,
+        -- Exceeded is a fact; critical and warning also rate where the period is headed,
+        -- once enough of it is measured for a burn rate to mean something.
         case
             when pct_used >= {{ var('budget_exceeded_pct') }} then 'exceeded'
-            when pct_used >= {{ var('budget_critical_pct') }} then 'critical'
-            when pct_used >= {{ var('budget_warning_pct') }} then 'warning'
+            when greatest(pct_used, projected_rating_pct) >= {{ var('budget_critical_pct') }} then 'critical'
+            when greatest(pct_used, projected_rating_pct) >= {{ var('budget_warning_pct') }} then 'warning'
             else 'ok'
         end as status,
         {{ var('budget_warning_pct') }}::double precision as warning_pct,
@@ -146,10 +177,11 @@ final as (
         measured_days,
         remaining_days,
         period_days,
+        unmeasured_days,
+        measured_days / nullif(period_days, 0) as measured_share,
         burn_rate_kg_per_day,
-        used_kg_co2e + coalesce(burn_rate_kg_per_day, 0) * remaining_days as projected_end_kg_co2e,
-        100.0 * (used_kg_co2e + coalesce(burn_rate_kg_per_day, 0) * remaining_days)
-            / nullif(budget_kg_co2e, 0) as projected_pct_used,
+        projected_end_kg_co2e,
+        projected_pct_used,
         case
             when exhausted_at is not null then (exhausted_at at time zone timezone)::date
             when burn_rate_kg_per_day > 0
@@ -159,7 +191,7 @@ final as (
         end as projected_exhaustion_date,
         exhausted_at is not null as is_exhausted
 
-    from projected
+    from rating
 
 )
 

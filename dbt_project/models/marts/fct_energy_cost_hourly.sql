@@ -36,6 +36,7 @@ joined as (
         load.grid_energy_kwh,
         zone_prices.price_per_mwh,
         zone_prices.currency,
+        zone_prices.currency_source,
         -- No price loaded for the hour yet: the cost stays empty.
         coalesce(zone_prices.price_source, 'missing') as price_source,
         zone_prices.real_time_intervals
@@ -60,9 +61,11 @@ final as (
         price_per_mwh,
         price_per_mwh / 1000.0 as price_per_kwh,
         currency,
+        currency_source,
         price_source,
         real_time_intervals,
-        grid_energy_kwh * price_per_mwh / 1000.0 as energy_cost
+        -- A cost in no known currency is not a cost anyone can add up or compare.
+        case when currency is not null then grid_energy_kwh * price_per_mwh / 1000.0 end as energy_cost
 
     from joined
 

@@ -30,10 +30,28 @@ costs as (
 
 ),
 
+-- The currency the facility's window is priced in, that of its latest priced hour: prices
+-- in another currency (or none) never enter its averages.
+facility_currencies as (
+
+    select distinct on (costs.facility_id)
+        costs.facility_id,
+        costs.currency
+
+    from costs
+    inner join windows
+        on costs.facility_id = windows.facility_id
+        and costs.hour_start >= windows.window_start
+        and costs.hour_start < windows.window_end
+    where costs.currency is not null
+    order by costs.facility_id, costs.hour_start desc
+
+),
+
 -- The zone's hourly price as the cost mart bills it: real-time where the zone has one, else day-ahead.
 zone_prices as (
 
-    select price_zone, hour_start, price_per_mwh from {{ ref('int_zone_prices_hourly') }}
+    select price_zone, hour_start, price_per_mwh, currency from {{ ref('int_zone_prices_hourly') }}
 
 ),
 
@@ -54,8 +72,11 @@ zone_price_stats as (
     from windows
     inner join facilities
         on windows.facility_id = facilities.facility_id
+    inner join facility_currencies
+        on windows.facility_id = facility_currencies.facility_id
     inner join zone_prices
         on facilities.price_zone = zone_prices.price_zone
+        and zone_prices.currency = facility_currencies.currency
         and zone_prices.hour_start >= windows.window_start
         and zone_prices.hour_start < windows.window_end
     group by windows.facility_id
@@ -87,10 +108,11 @@ facility_hours as (
         load_hours.facility_id,
         load_hours.hour_start,
         load_hours.grid_energy_kwh,
-        costs.price_per_mwh,
-        costs.currency,
+        case when costs.currency = facility_currencies.currency then costs.price_per_mwh end as price_per_mwh,
+        facility_currencies.currency,
         zone_intensity.carbon_intensity_kg_per_kwh as intensity_kg_per_kwh,
-        costs.price_per_mwh >= zone_price_stats.price_p90_per_mwh as is_top_price_hour,
+        costs.currency = facility_currencies.currency
+            and costs.price_per_mwh >= zone_price_stats.price_p90_per_mwh as is_top_price_hour,
         zone_intensity.carbon_intensity_kg_per_kwh >= zone_intensity_stats.intensity_p90_kg_per_kwh
             as is_top_intensity_hour
 
@@ -104,6 +126,8 @@ facility_hours as (
     left join costs
         on load_hours.facility_id = costs.facility_id
         and load_hours.hour_start = costs.hour_start
+    left join facility_currencies
+        on load_hours.facility_id = facility_currencies.facility_id
     left join zone_intensity
         on facilities.grid_zone = zone_intensity.grid_zone
         and load_hours.hour_start = zone_intensity.hour_start

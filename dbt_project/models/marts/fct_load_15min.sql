@@ -63,19 +63,42 @@ demand as (
 
 ),
 
+-- Each meter's energy and the time its readings cover: a meter's average demand is
+-- over the time it reported, so an interval still in progress (or a reading short)
+-- is not averaged as if the missing time drew nothing.
+meter_energy as (
+
+    select
+        facility_id,
+        interval_start,
+        meter_id,
+        sum(energy_kwh) as energy_kwh,
+        coalesce(sum(energy_kwh) filter (where is_grid), 0) as grid_energy_kwh,
+        count(*) as reading_count,
+        sum(interval_s) as reported_seconds,
+        least(900, sum(interval_s)) as covered_seconds
+
+    from bucketed
+    group by facility_id, interval_start, meter_id
+
+),
+
 energy as (
 
     select
         facility_id,
         interval_start,
         sum(energy_kwh) as energy_kwh,
-        coalesce(sum(energy_kwh) filter (where is_grid), 0) as grid_energy_kwh,
-        coalesce(sum(energy_kwh) filter (where not is_grid), 0) as onsite_energy_kwh,
-        count(*) as reading_count,
-        count(distinct meter_id) as meter_count,
-        sum(interval_s) as reported_seconds
+        sum(grid_energy_kwh) as grid_energy_kwh,
+        sum(energy_kwh - grid_energy_kwh) as onsite_energy_kwh,
+        sum(energy_kwh / nullif(covered_seconds, 0)) * 3600 as avg_kw,
+        sum(grid_energy_kwh / nullif(covered_seconds, 0)) * 3600 as grid_avg_kw,
+        sum(reading_count) as reading_count,
+        count(*) as meter_count,
+        sum(reported_seconds) as reported_seconds,
+        max(covered_seconds) as covered_seconds
 
-    from bucketed
+    from meter_energy
     group by facility_id, interval_start
 
 ),
@@ -89,15 +112,16 @@ joined as (
         energy.energy_kwh,
         energy.grid_energy_kwh,
         energy.onsite_energy_kwh,
-        energy.energy_kwh / 0.25 as avg_kw,
-        energy.grid_energy_kwh / 0.25 as grid_avg_kw,
+        energy.avg_kw,
+        energy.grid_avg_kw,
         demand.min_kw,
         demand.max_kw,
         energy.reading_count,
         energy.meter_count,
         -- A facility missing from the registry is judged by the meters that reported.
         greatest(coalesce(registered_meters.expected_meter_count, 0), energy.meter_count) as expected_meter_count,
-        energy.reported_seconds
+        energy.reported_seconds,
+        energy.covered_seconds
 
     from energy
     inner join demand

@@ -73,6 +73,8 @@ daily as (
         sum(reading_count) as reading_count,
         max(expected_meter_count) as expected_meter_count,
         sum(reported_seconds) as reported_seconds,
+        sum(avg_kw * covered_seconds) / nullif(sum(covered_seconds), 0) as avg_kw,
+        sum(covered_seconds) as covered_seconds,
         count(*) as hours_with_readings
 
     from day_hours
@@ -104,12 +106,15 @@ final as (
         energy_kwh,
         grid_energy_kwh,
         onsite_energy_kwh,
-        energy_kwh / (extract(epoch from day_end - day_start) / 3600.0)::double precision as avg_kw,
+        -- Over the time the readings cover: today, or a day with a gap, is not averaged
+        -- as if its missing hours drew nothing (data_completeness says how much is missing).
+        avg_kw,
         min_kw,
         max_kw,
         peak_15min_kw,
         reading_count,
         hours_with_readings,
+        covered_seconds,
         expected_meter_count,
         least(1.0, reported_seconds::numeric / (expected_meter_count * extract(epoch from day_end - day_start)))::double precision
             as data_completeness

@@ -27,7 +27,11 @@ hourly as (
         max(grid_avg_kw) as grid_peak_15min_kw,
         sum(reading_count) as reading_count,
         max(expected_meter_count) as expected_meter_count,
-        sum(reported_seconds) as reported_seconds
+        sum(reported_seconds) as reported_seconds,
+        -- Each quarter's average weighs by the time it covers: an open or short quarter
+        -- counts for what it measured, not as a quarter of no load.
+        sum(avg_kw * covered_seconds) / nullif(sum(covered_seconds), 0) as avg_kw,
+        sum(covered_seconds) as covered_seconds
 
     from quarters
     group by 1, 2
@@ -43,8 +47,7 @@ final as (
         energy_kwh,
         grid_energy_kwh,
         onsite_energy_kwh,
-        -- Energy over the whole hour: a quarter without readings counts as no load.
-        energy_kwh / 1.0 as avg_kw,
+        avg_kw,
         min_kw,
         max_kw,
         peak_15min_kw,
@@ -52,6 +55,7 @@ final as (
         reading_count,
         expected_meter_count,
         reported_seconds,
+        covered_seconds,
         least(1.0, reported_seconds::numeric / (expected_meter_count * 3600))::double precision
             as data_completeness
 

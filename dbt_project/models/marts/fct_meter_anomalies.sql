@@ -77,11 +77,56 @@ localized as (
 
     select
         loads.*,
-        loads.interval_start at time zone coalesce(facility_timezones.timezone, 'UTC') as local_start
+        loads.interval_start at time zone coalesce(facility_timezones.timezone, 'UTC') as local_start,
+        -- On-site supply: PV, wind, battery, CHP, or a meter registered as supply / pv / export.
+        coalesce(loads.energy_source, 'grid') <> 'grid'
+            or coalesce(lower(loads.end_use), '') in ('supply', 'pv', 'export', 'generation') as is_supply
 
     from loads
     left join facility_timezones
         on loads.facility_id = facility_timezones.facility_id
+
+),
+
+-- What each facility drew from its own supplies and from the grid per quarter hour.
+facility_supply as (
+
+    select
+        facility_id,
+        interval_start,
+        sum(avg_kw) filter (where is_supply) as supply_kw,
+        sum(avg_kw) filter (where not is_supply) as grid_kw
+
+    from localized
+    group by facility_id, interval_start
+
+),
+
+-- A supply meter's output is not load: PV is low at dawn, at dusk and under cloud, and its
+-- slot of the week moves with sunrise, with nothing wrong at the site. A grid meter at a
+-- site with supply draws less while the sun is up and more under cloud: it is judged on
+-- the load it serves, its draw plus its share of the on-site supply (as the load marts
+-- count a facility's consumption), so daylight does not read as the load changing.
+consumption as (
+
+    select
+        localized.meter_id,
+        localized.facility_id,
+        localized.interval_start,
+        localized.local_start,
+        localized.data_completeness,
+        case
+            when coalesce(facility_supply.supply_kw, 0) > 0
+                then localized.avg_kw * (facility_supply.grid_kw + facility_supply.supply_kw)
+                    / nullif(facility_supply.grid_kw, 0)
+            else localized.avg_kw
+        end as avg_kw
+
+    from localized
+    left join facility_supply
+        on localized.facility_id = facility_supply.facility_id
+        and localized.interval_start = facility_supply.interval_start
+    where not localized.is_supply
 
 ),
 
@@ -99,7 +144,7 @@ load_slots as (
         extract(hour from local_start)::integer as local_hour,
         extract(minute from local_start)::integer / 15 as local_quarter
 
-    from localized
+    from consumption
     where avg_kw is not null
         and data_completeness >= {{ gap_completeness_below }}
 

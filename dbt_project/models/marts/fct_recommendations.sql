@@ -32,21 +32,45 @@ facilities as (
 ),
 
 -- What a kWh of this facility costs and emits on average over the window.
-facility_prices as (
+window_costs as (
 
-    select
-        costs.facility_id,
-        sum(costs.energy_cost)
-            / nullif(sum(costs.grid_energy_kwh) filter (where costs.price_per_mwh is not null), 0)
-            as avg_price_per_kwh,
-        min(costs.currency) as currency
-
+    select costs.*
     from {{ ref('fct_energy_cost_hourly') }} as costs
     inner join windows
         on costs.facility_id = windows.facility_id
         and costs.hour_start >= windows.window_start
         and costs.hour_start < windows.window_end
-    group by costs.facility_id
+
+),
+
+-- The currency of the facility's latest priced hour: money in another currency (or none)
+-- is never added to it.
+facility_currencies as (
+
+    select distinct on (facility_id)
+        facility_id,
+        currency
+
+    from window_costs
+    where currency is not null
+    order by facility_id, hour_start desc
+
+),
+
+facility_prices as (
+
+    select
+        window_costs.facility_id,
+        sum(window_costs.energy_cost)
+            / nullif(sum(window_costs.grid_energy_kwh) filter (where window_costs.energy_cost is not null), 0)
+            as avg_price_per_kwh,
+        min(facility_currencies.currency) as currency
+
+    from window_costs
+    inner join facility_currencies
+        on window_costs.facility_id = facility_currencies.facility_id
+        and window_costs.currency = facility_currencies.currency
+    group by window_costs.facility_id
 
 ),
 
@@ -109,7 +133,7 @@ flexible_hours as (
 -- The zone's hourly price as the cost mart bills it: real-time where the zone has one, else day-ahead.
 zone_prices as (
 
-    select price_zone, hour_start, price_per_mwh from {{ ref('int_zone_prices_hourly') }}
+    select price_zone, hour_start, price_per_mwh, currency from {{ ref('int_zone_prices_hourly') }}
 
 ),
 
@@ -131,8 +155,11 @@ zone_hours as (
     from windows
     inner join facilities
         on windows.facility_id = facilities.facility_id
+    inner join facility_currencies
+        on windows.facility_id = facility_currencies.facility_id
     inner join zone_prices
         on facilities.price_zone = zone_prices.price_zone
+        and zone_prices.currency = facility_currencies.currency
         and zone_prices.hour_start >= windows.window_start
         and zone_prices.hour_start < windows.window_end
     left join zone_intensity
