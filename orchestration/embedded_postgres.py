@@ -44,9 +44,20 @@ def running_url(home: Path) -> str | None:
     if not (pgdata / "PG_VERSION").exists():
         return None
     info = PostmasterInfo.read_from_pgdata(pgdata)
-    if info is None or not info.is_running():
+    if info is None or not info.is_running() or _is_zombie(info.process):
         return None
     return info.get_uri(database="postgres")
+
+
+def _is_zombie(process) -> bool:
+    """A killed postmaster nobody reaped yet (its parent is init, or a container's first
+    process that may never reap) still has its pid: it is no server."""
+    import psutil
+
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def stop(home: Path) -> bool:
