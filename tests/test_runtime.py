@@ -125,7 +125,10 @@ def test_dagster_yaml_keeps_passwords_out_of_the_file(tmp_path):
 
     path = write_dagster_yaml(tmp_path, Database(url="postgresql://postgres:@/dagster?host=/tmp/sock"))
     config = yaml.safe_load(path.read_text())
-    assert config["storage"]["postgres"]["postgres_url"] == "postgresql+psycopg2://postgres:@/dagster?host=/tmp/sock"
+    assert config["storage"]["postgres"]["postgres_url"].startswith("postgresql+psycopg2://postgres:@/dagster?host=/tmp/sock&connect_timeout=10")
+    # Run monitoring can tell a dead run worker (issue 18).
+    assert config["run_launcher"]["class"] == "WattlineRunLauncher"
+    assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["poll_interval_seconds"] <= 30
 
 
 def test_the_warehouse_ddl_runs_once_per_version_and_takes_no_lock_after(pg_server):
