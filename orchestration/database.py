@@ -8,7 +8,15 @@ part of the platform talks to the same server, including over a Unix socket.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import (
+    parse_qs,
+    parse_qsl,
+    quote,
+    unquote,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
 
 # Query parameters libpq reads a credential from (`?password=` works as well as `user:password@`).
 SECRET_PARAMS = frozenset({"password", "sslpassword"})

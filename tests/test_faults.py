@@ -58,7 +58,7 @@ def test_a_database_host_that_never_answers_fails_db_url_promptly_naming_the_var
         try:
             out = subprocess.run(
                 [sys.executable, "-m", "orchestration.cli", "db", "url"],
-                env=env, capture_output=True, text=True, timeout=90,
+                env=env, capture_output=True, text=True, timeout=90, check=False,
             )
         except subprocess.TimeoutExpired:
             pytest.fail("`wattline db url` still waited for the silent host after 90 s")
@@ -83,7 +83,7 @@ def test_up_refuses_a_port_in_use_before_starting_anything(tmp_path, variable):
         started = time.monotonic()
         try:
             out = subprocess.run(
-                [sys.executable, "-m", "orchestration.cli", "up"], env=env, capture_output=True, text=True, timeout=120,
+                [sys.executable, "-m", "orchestration.cli", "up"], env=env, capture_output=True, text=True, timeout=120, check=False,
             )
         except subprocess.TimeoutExpired:
             pytest.fail(f"`wattline up` with {variable} taken was still running after 120 s")
