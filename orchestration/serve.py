@@ -124,6 +124,7 @@ class ErrorEcho:
         # Only what this start writes: the files are appended to across restarts.
         self._offsets = {name: self._size(file) for name, file in LOG_FILES.items()}
         self._windows = {name: (0.0, 0, 0) for name in LOG_FILES}  # start, shown, held back
+        self._last: dict[str, str] = {}
 
     def _size(self, file: str) -> int:
         try:
@@ -148,6 +149,11 @@ class ErrorEcho:
         self._roll_windows()
 
     def _echo(self, name: str, line: str) -> None:
+        # Dagster's handler and Python's last-resort one both write some records: once is enough.
+        message = re.split(r"\s-\s(?:ERROR|CRITICAL)\s-\s|^(?:ERROR|CRITICAL):[\w.]+:", line)[-1].strip()
+        if message == self._last.get(name):
+            return
+        self._last[name] = message
         start, shown, held = self._windows[name]
         now = time.monotonic()
         if now - start >= 60:
