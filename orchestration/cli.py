@@ -25,6 +25,18 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (SettingsError, BootstrapError) as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise _interrupted() from None
+        except BaseException as exc:
+            # Dagster's form of the same interrupt, raised inside a run (its run is closed).
+            if type(exc).__name__ != "DagsterExecutionInterruptedError":
+                raise
+            raise _interrupted() from None
+
+
+def _interrupted() -> click.exceptions.Exit:
+    click.echo("interrupted", err=True)
+    return click.exceptions.Exit(130)
 
 
 def _settings():
@@ -38,6 +50,10 @@ def _settings():
 @click.option("-v", "--verbose", is_flag=True, help="Log what the runtime does.")
 def main(verbose: bool) -> None:
     """Wattline: energy data platform on Dagster, dbt and PostgreSQL."""
+    from orchestration import interrupts
+
+    # SIGTERM ends a command as Ctrl-C does, and neither leaves a run STARTED.
+    interrupts.install()
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # Dagster's loggers set their own levels; the terminal shows only what was asked for.
@@ -64,6 +80,11 @@ def demo(facilities: int | None, days: int, no_serve: bool) -> None:
     from orchestration.demo import run_demo
 
     settings = _settings()
+    if not no_serve:
+        from orchestration.serve import check_ports
+
+        # Before the backfill: a taken port found after it would waste the whole demo.
+        check_ports(settings, simulator=True)
     sys.exit(run_demo(facilities or settings.sim_facilities, days, serve=not no_serve, settings=settings))
 
 
@@ -71,10 +92,11 @@ def demo(facilities: int | None, days: int, no_serve: bool) -> None:
 def up() -> None:
     """Serve the platform: Dagster UI + daemon, and the simulator when no source URL is set."""
     from orchestration.runtime import bootstrap, serve_unset_sources
-    from orchestration.serve import serve_forever
+    from orchestration.serve import check_ports, serve_forever
     from resources.dbt import prepare_manifest
 
     settings = _settings()
+    check_ports(settings, simulator=settings.uses_simulator)
     runtime = bootstrap(settings)
     prepare_manifest()
     click.echo(f"warehouse: {runtime.warehouse.redacted_url}")

@@ -8,10 +8,29 @@ part of the platform talks to the same server, including over a Unix socket.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import (
+    parse_qs,
+    parse_qsl,
+    quote,
+    unquote,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
 
 # Query parameters libpq reads a credential from (`?password=` works as well as `user:password@`).
 SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+# libpq waits forever by default: a host that accepts TCP and never answers hung every
+# command for minutes. A connection gets 10 s to be established, and a peer that vanishes
+# mid-query is noticed by TCP keepalives within about a minute (no statement timeout: a
+# dbt build or a day's COPY legitimately runs for minutes). A URL that sets one keeps it.
+CONNECTION_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+}
 
 
 @dataclass(frozen=True)
@@ -41,7 +60,10 @@ class Database:
     def sqlalchemy_url(self) -> str:
         # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we ship psycopg2.
         parts = urlsplit(self.url)
-        return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
+        given = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+        defaults = urlencode({key: value for key, value in CONNECTION_DEFAULTS.items() if key not in given})
+        query = "&".join(part for part in (parts.query, defaults) if part)
+        return urlunsplit(parts._replace(scheme="postgresql+psycopg2", query=query))
 
     @property
     def has_password(self) -> bool:

@@ -32,8 +32,26 @@ def start(home: Path) -> Database:
     if running_url(home) is None:
         # pgserver keeps one handle per data directory and process, and hands it back
         # without starting anything: after a stop in this process, start it ourselves.
+        _wait_for_reaping(pgdata_dir(home))
         server.ensure_postgres_running()
+        if running_url(home) is None:
+            raise RuntimeError(f"the embedded PostgreSQL server did not start; see {pgdata_dir(home) / 'log'}")
     return Database(url=server.get_uri("postgres"), embedded=True)
+
+
+def _wait_for_reaping(pgdata: Path, timeout_s: float = 10.0) -> None:
+    """A killed postmaster stays a zombie until init reaps it, and meanwhile pgserver (and
+    pg_ctl) take its pid for a running server and start nothing: wait for it to go."""
+    import time
+
+    from pgserver.utils import PostmasterInfo
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "PG_VERSION").exists() else None
+        if info is None or info.process is None or not _is_zombie(info.process):
+            return
+        time.sleep(0.2)
 
 
 def running_url(home: Path) -> str | None:
@@ -44,9 +62,20 @@ def running_url(home: Path) -> str | None:
     if not (pgdata / "PG_VERSION").exists():
         return None
     info = PostmasterInfo.read_from_pgdata(pgdata)
-    if info is None or not info.is_running():
+    if info is None or not info.is_running() or _is_zombie(info.process):
         return None
     return info.get_uri(database="postgres")
+
+
+def _is_zombie(process) -> bool:
+    """A killed postmaster nobody reaped yet (its parent is init, or a container's first
+    process that may never reap) still has its pid: it is no server."""
+    import psutil
+
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def stop(home: Path) -> bool:

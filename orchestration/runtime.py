@@ -54,10 +54,16 @@ def ensure_warehouse(settings: WattlineSettings, *, bi_access: bool = True) -> D
             password = settings.bi_password.get_secret_value() if settings.bi_password else None
             ensure_bi_access(warehouse, password)
     except sa.exc.OperationalError as exc:
-        raise BootstrapError(
-            f"cannot reach PostgreSQL at {warehouse.redacted_url}: {str(exc.orig).strip()}"
-        ) from None
+        raise unreachable(warehouse, exc) from None
     return warehouse
+
+
+def unreachable(database: Database, exc: sa.exc.OperationalError) -> BootstrapError:
+    """One line naming the server, where its address comes from, and libpq's reason
+    (which spans lines, e.g. `connection to server … failed: timeout expired`)."""
+    source = "the embedded server" if database.embedded else "check WATTLINE_DATABASE_URL"
+    reason = " ".join(str(exc.orig).split())
+    return BootstrapError(f"cannot reach PostgreSQL at {database.redacted_url} ({source}): {reason}")
 
 
 def dagster_database(settings: WattlineSettings, warehouse: Database) -> Database:
@@ -80,9 +86,7 @@ def ensure_database(server: Database, name: str) -> None:
                 # database; only its owner needs to (resources/bi_access.sql, every bootstrap).
                 conn.execute(sa.text(f"revoke connect, temporary on database {quoted} from public"))
     except sa.exc.OperationalError as exc:
-        raise BootstrapError(
-            f"cannot reach PostgreSQL at {server.redacted_url}: {exc.orig}".strip()
-        ) from None
+        raise unreachable(server, exc) from None
     except sa.exc.ProgrammingError as exc:
         raise BootstrapError(
             f"database {name!r} does not exist on {server.redacted_url} and could not be "
@@ -129,8 +133,19 @@ def write_dagster_yaml(dagster_home: Path, storage: Database) -> Path:
         # of DR plans (pool dr_plan, first in the queue) would take every run slot.
         "    default_limit: 1\n"
         "    granularity: run\n"
+        # Runs launched through the code server, as DefaultRunLauncher does, by a launcher
+        # that run monitoring can ask whether a run's worker is still alive.
+        "run_launcher:\n"
+        "  module: orchestration.run_launcher\n"
+        "  class: WattlineRunLauncher\n"
+        # A run whose worker died (killed, or unable to record its end while the database
+        # was down) is failed within a poll, freeing its run slot and its pool for the retry.
         "run_monitoring:\n"
         "  enabled: true\n"
+        "  poll_interval_seconds: 10\n"
+        "  start_timeout_seconds: 180\n"
+        "  cancel_timeout_seconds: 180\n"
+        "  max_resume_run_attempts: 0\n"
         # A run whose worker died (killed, out of memory) or whose source failed past its
         # retries is launched again, twice at most: every load replaces its window, so a
         # retry is safe, and a partition does not wait for its next tick.

@@ -108,7 +108,7 @@ def test_configured_server_is_used_and_nothing_is_started(clean_env, tmp_path, p
 def test_unreachable_server_says_where_it_looked(clean_env, tmp_path):
     clean_env.setenv("WATTLINE_HOME", str(tmp_path / "home"))
     env = {**os.environ, "WATTLINE_DATABASE_URL": "postgresql://wl:secret@127.0.0.1:1/nowhere"}
-    out = subprocess.run([*WATTLINE, "db", "start"], env=env, capture_output=True, text=True)
+    out = subprocess.run([*WATTLINE, "db", "start"], env=env, capture_output=True, text=True, check=False)
     assert out.returncode != 0
     assert "cannot reach PostgreSQL at postgresql://wl:***@127.0.0.1:1/nowhere" in out.stderr
     assert "Traceback" not in out.stderr
@@ -125,7 +125,10 @@ def test_dagster_yaml_keeps_passwords_out_of_the_file(tmp_path):
 
     path = write_dagster_yaml(tmp_path, Database(url="postgresql://postgres:@/dagster?host=/tmp/sock"))
     config = yaml.safe_load(path.read_text())
-    assert config["storage"]["postgres"]["postgres_url"] == "postgresql+psycopg2://postgres:@/dagster?host=/tmp/sock"
+    assert config["storage"]["postgres"]["postgres_url"].startswith("postgresql+psycopg2://postgres:@/dagster?host=/tmp/sock&connect_timeout=10")
+    # Run monitoring can tell a dead run worker (issue 18).
+    assert config["run_launcher"]["class"] == "WattlineRunLauncher"
+    assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["poll_interval_seconds"] <= 30
 
 
 def test_the_warehouse_ddl_runs_once_per_version_and_takes_no_lock_after(pg_server):

@@ -111,7 +111,12 @@ def test_passwords_stay_out_of_the_settings_repr(monkeypatch):
 
 def test_one_url_becomes_every_consumer_s_connection():
     socket_db = Database(url="postgresql://postgres:@/wattline?host=/tmp/pg%20data")
-    assert socket_db.sqlalchemy_url == "postgresql+psycopg2://postgres:@/wattline?host=/tmp/pg%20data"
+    # Every connection gives up after 10 s and notices a vanished server (issue 18).
+    assert socket_db.sqlalchemy_url == (
+        "postgresql+psycopg2://postgres:@/wattline?host=/tmp/pg%20data"
+        "&connect_timeout=10&keepalives_idle=30&keepalives_interval=10&keepalives_count=3"
+    )
+    assert "connect_timeout=3&" in Database(url="postgresql://h/db?connect_timeout=3").sqlalchemy_url
     env = socket_db.dbt_env()
     assert env["WATTLINE_PG_HOST"] == "/tmp/pg data"
     assert env["WATTLINE_PG_DBNAME"] == "wattline"
