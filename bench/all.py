@@ -29,9 +29,9 @@ SIZES: dict[str, list[str]] = {
     "code_location_load": ["--repeats", "3"],
     "simulator_throughput": ["--minutes", "20", "--repeats", "3"],
     "ingest": ["--minutes", "60", "--repeats", "3"],
-    "bi_queries": ["--facilities", "20", "--days", "14", "--repeats", "50"],
-    "forecast": ["--facilities", "30", "--days", "21", "--repeats", "1", "--bare-series", "3", "--coverage-series", "3"],
-    "sizing": ["--meters", "1000", "--interval-s", "60", "--days", "1", "--repeats", "3"],
+    "bi_queries": ["--facilities", "10", "--days", "7", "--repeats", "50"],
+    "forecast": ["--facilities", "20", "--days", "15", "--repeats", "1", "--bare-series", "3", "--coverage-series", "3"],
+    "sizing": ["--meters", "500", "--interval-s", "60", "--days", "1", "--repeats", "3"],
     "dr_latency": ["--events", "20"],
     "soak": ["--short"],
 }
