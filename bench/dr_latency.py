@@ -176,8 +176,15 @@ def measure(args, engine: sa.Engine, receiver: str, secret: str, database) -> di
             acks.append(ack_ms)
             redeliveries += 1
         time.sleep(args.spacing)
-    planned = wait(lambda: _planned(engine, list(sent_at)), 300, "every plan")
-    plan_s = [planned[event_id] - sent for event_id, sent in sent_at.items()]
+    try:
+        planned = wait(lambda: _planned(engine, list(sent_at)), 600, "every plan")
+    except SystemExit as timeout:
+        # The figures still say how far it got: an event not planned counts as planned
+        # at the timeout in the percentiles, and as a version not planned.
+        print(timeout, flush=True)
+        planned = _planned(engine, list(sent_at), partial=True)
+    now = time.time()
+    plan_s = [planned.get(event_id, now) - sent for event_id, sent in sent_at.items()]
     stages, runs = stage_seconds(engine, sent_at)
 
     with engine.connect() as conn:
@@ -282,14 +289,14 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _planned(engine: sa.Engine, event_ids: list[str]) -> dict | None:
-    """Each event's planned_at as Unix seconds, once every event has one."""
+def _planned(engine: sa.Engine, event_ids: list[str], partial: bool = False) -> dict | None:
+    """Each event's planned_at as Unix seconds, once every event has one (`partial`: those that have)."""
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "select event_id, extract(epoch from planned_at) from ops.dr_events "
             "where event_id = any(:ids) and planned_at is not null"
         ), {"ids": event_ids}).all()
-    return {e: float(t) for e, t in rows} if len(rows) == len(event_ids) else None
+    return {e: float(t) for e, t in rows} if partial or len(rows) == len(event_ids) else None
 
 
 if __name__ == "__main__":
