@@ -7,7 +7,8 @@ their own warehouse, so their figures are taken with the platform's automation r
 as in production. The table gives each figure, the limit the script measured in the same
 run where it has one, the goal and whether it is met; the exit status is 1 when a goal
 is missed or a benchmark failed. `--only NAME ...` runs some of them (the table then
-judges those), `--out DIR` keeps the JSON and logs (default: a new temporary folder).
+judges those), `--out DIR` keeps the JSON and logs (default: a new temporary folder),
+`--judge --out DIR` prints the table of a run's JSON again without running anything.
 """
 
 import argparse
@@ -25,12 +26,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # Sizes that fit about 20 minutes on 2 cores; each script's own defaults are the full size.
+# The forecast keeps its 60 days: with less history Prophet's 80 % interval is too narrow
+# (63 % coverage at 15 days), which would judge the size rather than the model.
 SIZES: dict[str, list[str]] = {
     "code_location_load": ["--repeats", "3"],
     "simulator_throughput": ["--minutes", "20", "--repeats", "3"],
     "ingest": ["--minutes", "60", "--repeats", "3"],
     "bi_queries": ["--facilities", "10", "--days", "7", "--repeats", "50"],
-    "forecast": ["--facilities", "20", "--days", "15", "--repeats", "1", "--bare-series", "3", "--coverage-series", "3"],
+    "forecast": ["--facilities", "15", "--days", "60", "--repeats", "1", "--bare-series", "3", "--coverage-series", "3"],
     "sizing": ["--meters", "500", "--interval-s", "60", "--days", "1", "--repeats", "3"],
     "dr_latency": ["--events", "20"],
     "soak": ["--short"],
@@ -76,7 +79,7 @@ def _query_goals() -> list[Goal]:
 
 GOALS: list[Goal] = [
     Goal("code_location_load", "code location load, median", _fig("code_location_load", "load_median_s"), "s",
-         lambda v: v <= 5, "≤ 5 (a few seconds)", lambda r: f"import dagster {r['code_location_load']['import_dagster_median_s']:.2f} s"),
+         lambda v: v <= 5, "≤ 5", lambda r: f"import dagster {r['code_location_load']['import_dagster_median_s']:.2f} s"),
     # The simulator must not be what limits ingest: it serves faster than COPY loads.
     Goal("simulator_throughput", "readings served / ingest's raw COPY",
          lambda r: r["simulator_throughput"]["served_rows_per_s"] / r["ingest"]["copy_rows_per_s"], "×", lambda v: v >= 1, "≥ 1.00",
@@ -177,14 +180,22 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=list(SIZES), help="run these benchmarks only")
     parser.add_argument("--out", type=Path, help="folder for each benchmark's JSON and output")
     parser.add_argument("--json", type=Path, help="write every benchmark's figures and the table here")
+    parser.add_argument("--judge", action="store_true", help="run nothing: judge the JSON a run left in --out")
     args = parser.parse_args()
+    if args.judge and not args.out:
+        parser.error("--judge needs --out, the folder a run wrote its JSON to")
     out = args.out or Path(tempfile.mkdtemp(prefix="wattline-bench-"))
     out.mkdir(parents=True, exist_ok=True)
     names = args.only or list(SIZES)
     results, codes, seconds = {}, {}, {}
     began = time.monotonic()
     for name in names:
-        results[name], seconds[name], codes[name] = run(name, out)
+        if args.judge:
+            path = out / f"{name}.json"
+            # A benchmark the run did not reach, or that wrote nothing, counts as failed.
+            results[name], seconds[name], codes[name] = (json.loads(path.read_text()), 0.0, 0) if path.exists() else (None, 0.0, -1)
+        else:
+            results[name], seconds[name], codes[name] = run(name, out)
     total = time.monotonic() - began
 
     rows, ok = table(results, codes, seconds)
