@@ -1,5 +1,6 @@
-# The two commands: `make demo` and `make test`. Each creates or refreshes .venv,
-# installs the project into it and prepares the dbt manifest, then runs.
+# The two commands: `make demo` and `make test` (and `make bench`, the benchmarks). Each
+# creates or refreshes .venv, installs the project into it and prepares the dbt manifest,
+# then runs.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,13 +14,18 @@ export PATH := $(abspath $(BIN)):$(PATH)
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test install manifest up validate clean browser
+.PHONY: demo test bench install manifest up validate clean browser
 
 demo: $(MANIFEST)
 	$(BIN)/wattline demo $(ARGS)
 
 test: $(MANIFEST) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every benchmark at a 2-core size (about 20 minutes), then one table of every figure
+# against its goal; exits non-zero when a goal is missed.
+bench: $(MANIFEST)
+	$(BIN)/python bench/all.py $(ARGS)
 
 up: $(MANIFEST)
 	$(BIN)/wattline up $(ARGS)

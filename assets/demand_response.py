@@ -49,11 +49,6 @@ DR_ASSET = {
     "kinds": {"python", "postgres"},
     "owners": OWNERS,
 }
-# Plans are built one run at a time (the instance lets a run hold a pool alone): DR runs
-# go first in the queue, and a burst of them would otherwise take every run slot and
-# stall the telemetry loads and marts behind it. A burst already shares runs of 25
-# event versions (sensors/dr_sensor.py), so one at a time still plans a thousand in minutes.
-DR_PLAN_POOL = "dr_plan"
 
 
 @asset(
@@ -66,7 +61,6 @@ DR_PLAN_POOL = "dr_plan"
         AssetKey(["marts", "dim_facility"]),
     ],
     **DR_ASSET,
-    pool=DR_PLAN_POOL,
     check_specs=[
         AssetCheckSpec(
             "every_facility_has_a_baseline",
@@ -234,7 +228,6 @@ PLAN = AssetKey(["marts", "fct_dr_reduction_plan"])
         AssetDep(AssetKey(["intermediate", "int_meter_load_15min"]), partition_mapping=AllPartitionMapping()),
     ],
     **DR_ASSET,
-    pool=DR_PLAN_POOL,
     check_specs=[
         AssetCheckSpec(
             "plan_meets_the_target",

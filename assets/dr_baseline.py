@@ -60,25 +60,34 @@ def customer_baseline(
     index = pd.DatetimeIndex(load.index)
     # A facility with no history at all (a new warehouse) comes as an empty, zone-less index.
     load.index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    # The history by wall-clock time, looked up once per candidate day: a burst plans
+    # hundreds of events, and converting zones per day was most of a plan's time. A
+    # repeated wall-clock time (the hour clocks fall back) keeps its first occurrence; a
+    # time that does not exist on a day (clocks spring forward) is not found, and that
+    # day is not eligible.
+    wall = load.index.tz_convert(timezone).tz_localize(None)
+    first = ~wall.duplicated(keep="first")
+    wall, values = wall[first], load.to_numpy()[first]
+    wanted = event_slots.append(window_slots).tz_convert(timezone).tz_localize(None)
 
     event_day = start.tz_convert(timezone).date()
     weekend = _is_weekend(event_day)
     days_used: list[date] = []
-    profiles: list[pd.Series] = []
+    profiles: list[np.ndarray] = []
     for back in range(1, rule.lookback_days + 1):
         day = event_day - timedelta(days=back)
         if _is_weekend(day) != weekend or day in event_days:
             continue
-        slots = _same_wall_clock(event_slots.append(window_slots), event_day, day, timezone)
-        if slots is None or not slots.isin(load.index).all():
+        found = wall.get_indexer(wanted - pd.Timedelta(days=back))
+        if (found < 0).any():
             continue  # a day without every interval on record would bias the average
-        profiles.append(pd.Series(load.reindex(slots).to_numpy()))
+        profiles.append(values[found])
         days_used.append(day)
         if len(days_used) == rule.days:
             break
     if not profiles:
         return None
-    average = pd.concat(profiles, axis=1).mean(axis=1).to_numpy()
+    average = np.mean(profiles, axis=0)
     cbl, window_cbl = average[: len(event_slots)], average[len(event_slots):]
 
     actual = load.reindex(window_slots)
@@ -95,15 +104,3 @@ def customer_baseline(
 
 def _is_weekend(day: date) -> bool:
     return day.weekday() >= 5
-
-
-def _same_wall_clock(slots: pd.DatetimeIndex, on: date, day: date, timezone: str) -> pd.DatetimeIndex | None:
-    """The UTC instants on `day` with the wall-clock times `slots` have on `on`; None
-    when a time does not exist that day (the hour clocks skip)."""
-    local = slots.tz_convert(timezone)
-    shifted = local.tz_localize(None) - pd.Timedelta(days=(on - day).days)
-    try:
-        # A repeated wall-clock time is taken at its first occurrence.
-        return shifted.tz_localize(timezone, ambiguous=np.ones(len(shifted), dtype=bool), nonexistent="raise").tz_convert("UTC")
-    except ValueError:  # pandas' NonExistentTimeError
-        return None

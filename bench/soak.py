@@ -139,6 +139,7 @@ def main() -> None:
         ("DR webhooks sent (redelivered, revised)", f"{figures['webhooks_sent']} ({figures['redeliveries']}, {figures['revisions']})"),
         ("DR event versions valid / accepted", f"{figures['events_valid']} / {figures['events_accepted']}"),
         ("  planned / double plans", f"{figures['plans']} / {figures['double_plans']}"),
+        ("  burst fully planned after, s", "not all planned" if figures["burst_planned_s"] is None else f"{figures['burst_planned_s']:.0f}"),
         ("  ack p50 / p99, ms", f"{figures['ack_p50_ms']} / {figures['ack_p99_ms']}"),
         ("hostile webhooks sent / stored", f"{figures['hostile_sent']} / {figures['rejected_webhooks_stored']}"),
         ("facility-hours marts ≠ raw", f"{figures['facility_hours_mismatched']} of {figures['facility_hours_compared']}"),
@@ -183,6 +184,7 @@ def soak(args, engine, generator, fleet, sim_url, receiver, ui_url, secret, home
 
     print("platform up; injecting", flush=True)
     at(0.15)
+    burst_began = datetime.now(UTC)
     soak_inject.dr_burst(receiver, secret, facility_ids, args.webhooks, args.seed, ledger)
     print(f"  DR burst: {ledger.deliveries} webhooks, answers {dict(ledger.answers)}", flush=True)
     soak_inject.hostile_burst(receiver, secret, facility_ids, args.hostile, ledger)
@@ -233,6 +235,7 @@ def soak(args, engine, generator, fleet, sim_url, receiver, ui_url, secret, home
     figures.update(soak_audit.runs(instance, started))
     figures.update(soak_audit.marts_match_raw(engine, started))
     figures.update(soak_audit.demand_response(engine, instance, ledger))
+    figures["burst_planned_s"] = soak_audit.burst_planned_s(engine, ledger, burst_began)
     figures.update(soak_audit.alerts(engine, started))
     figures.update({"max_lag_s": lag.max_lag_s, "lag_samples": lag.samples, "minutes": args.minutes,
                     "meters": len(fleet.meters), "interval_s": generator.interval_s})

@@ -244,6 +244,16 @@ def demand_response(engine: sa.Engine, instance, ledger: WebhookLedger) -> dict:
     }
 
 
+def burst_planned_s(engine: sa.Engine, ledger: WebhookLedger, began: datetime) -> float | None:
+    """Seconds from the burst's first webhook to the last of its valid versions planned;
+    None while any is unplanned."""
+    with engine.connect() as conn:
+        unplanned, last = conn.execute(sa.text(
+            "select count(*) filter (where planned_at is null), max(planned_at) from ops.dr_events where event_id = any(:ids)"
+        ), {"ids": list(ledger.valid_bodies)}).one()
+    return None if unplanned or last is None else round((last - began).total_seconds(), 1)
+
+
 def materialisations_by_partition(instance, asset_key, partitions: set[str]) -> dict[str, int]:
     """How often each of `partitions` of the asset was materialised, from the event log."""
     from dagster import AssetRecordsFilter

@@ -17,6 +17,8 @@ from dagster import (
     DefaultSensorStatus,
 )
 
+from orchestration.runs import BACKGROUND_RUN_TAGS
+
 # Sources that change every few minutes. An unpartitioned view or dimension reading
 # them is unchanged by a reload, so their updates do not rebuild it.
 FAST_SOURCES = AssetSelection.groups("telemetry", "weather", "grid")
@@ -107,6 +109,7 @@ wattline_automation = AutomationConditionSensorDefinition(
     default_status=DefaultSensorStatus.RUNNING,
     # The marts trail a telemetry reload by at most this (plus the dbt run).
     minimum_interval_seconds=15,
+    run_tags=BACKGROUND_RUN_TAGS,
     description=(
         "Evaluates every asset's automation condition and requests the runs that bring it up to "
         "date: missing source partitions, the marts after their inputs, the forecast hourly."

@@ -134,7 +134,8 @@ def call_demo_event(instance, warehouse_url: str, secret: str, facilities: int, 
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     requests = [r for r in getattr(result, "run_requests", None) or [] if r.tags.get("wattline/dr_event") == call.event_id]
     if not requests:
-        raise RuntimeError(f"the DR sensor requested no plan for {call.event_id}")
+        why = getattr(result, "skip_message", None) or "its requests name other events"
+        raise RuntimeError(f"the DR sensor requested no plan for {call.event_id}: {why}")
     for request in requests:
         run = run_job(
             "dr_plan_job", instance, partition_key=request.partition_key,

@@ -31,6 +31,7 @@ from dagster import (
 from psycopg2 import sql as pgsql
 from pydantic import Field
 
+from orchestration.runs import BACKGROUND_RUN_TAGS
 from orchestration.settings import get_settings
 from resources.postgres import PostgresResource
 from resources.sql_files import statements
@@ -125,7 +126,7 @@ def _report(dropped: list[tuple[date, int]], kept: list[tuple[date, str]], trimm
     return "\n".join(lines)
 
 
-@job(description="Drop raw telemetry day partitions past WATTLINE_RETENTION_RAW_DAYS once their hourly rollups exist, and trim marts past WATTLINE_RETENTION_MARTS_DAYS.")
+@job(tags=BACKGROUND_RUN_TAGS, description="Drop raw telemetry day partitions past WATTLINE_RETENTION_RAW_DAYS once their hourly rollups exist, and trim marts past WATTLINE_RETENTION_MARTS_DAYS.")
 def retention_job():
     apply_retention()
 

@@ -13,6 +13,11 @@ from dagster._core.utils import make_new_run_id
 
 HOURLY_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
+# Every run the platform starts by itself (the automation, schedules, backfills): the
+# instance caps them below its run limit (dagster.yaml tag_concurrency_limits), so a DR
+# plan, which a utility waits on, always finds a slot.
+BACKGROUND_RUN_TAGS = {"wattline/queue": "background"}
+
 # The run's events still reach the instance (and the UI); the terminal shows only problems.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

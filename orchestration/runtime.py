@@ -123,14 +123,28 @@ def write_dagster_yaml(dagster_home: Path, storage: Database) -> Path:
         "    dequeue_interval_seconds: 1\n"
         "    dequeue_use_threads: true\n"
         "    dequeue_num_workers: 4\n"
+        # The DR sensor is evaluated beside the others, not after them (the alert and
+        # notification sensors take seconds), so a new event waits one loop at most.
+        "sensors:\n"
+        "  use_threads: true\n"
+        "  num_workers: 4\n"
         "concurrency:\n"
         "  runs:\n"
         # Two cores: more concurrent runs only queue on the CPU and the database.
         "    max_concurrent_runs: 4\n"
+        # The platform's own runs (the automation, schedules, backfills: tagged
+        # background) leave a slot to DR plans, so a utility's event never waits behind a
+        # marts build; a burst of plans (tagged dr) takes two slots at most.
+        "    tag_concurrency_limits:\n"
+        "      - key: wattline/queue\n"
+        "        value: background\n"
+        "        limit: 3\n"
+        "      - key: wattline/queue\n"
+        "        value: dr\n"
+        "        limit: 2\n"
         "  pools:\n"
         # One run at a time per pool: two dbt builds of the same tables (the automation,
-        # a settlement, a backfill) would collide on dbt's temporary relations, and a burst
-        # of DR plans (pool dr_plan, first in the queue) would take every run slot.
+        # a settlement, a backfill) would collide on dbt's temporary relations.
         "    default_limit: 1\n"
         "    granularity: run\n"
         # Runs launched through the code server, as DefaultRunLauncher does, by a launcher

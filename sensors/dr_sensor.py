@@ -2,8 +2,10 @@
 dynamic partition and a run of `dr_plan_job` for it."""
 
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -16,10 +18,13 @@ from orchestration.partitions import dr_event_partitions, dr_partition_key
 from resources.postgres import PostgresResource
 from resources.sql_files import statements
 
-BATCH = 200  # events per evaluation; the next evaluation, seconds later, takes the rest
-PLAN_BATCH = 25  # event versions per run in a burst: about 12 s of planning, one run's start-up
-# A utility waits on the plan: it goes ahead of any backfill runs in the queue.
-DR_RUN_TAGS = {"dagster/priority": "10"}
+BATCH = 400  # event versions per evaluation; the next evaluation, seconds later, takes the rest
+# Plan runs the instance lets run side by side (tag wattline/queue=dr, its limit in the
+# generated dagster.yaml): what the sensor spreads the new versions over.
+PLAN_RUNS = 2
+# A utility waits on the plan: it goes ahead of the platform's own runs in the queue, and
+# has a run slot they cannot take (their wattline/queue=background limit).
+DR_RUN_TAGS = {"dagster/priority": "10", "wattline/queue": "dr"}
 
 
 @sensor(
@@ -29,10 +34,11 @@ DR_RUN_TAGS = {"dagster/priority": "10"}
     description=(
         "Reads event versions the webhook receiver stored in ops.dr_events after its cursor "
         "(the last inbox id seen), adds each as a partition of the dr_events partitions and "
-        "requests a dr_plan_job run for it (in a burst, one run per 25 consecutive versions, as a "
-        "partition range), once the models a plan reads exist. The run key is the event id and "
-        "version (or the range's first and last): a redelivery never plans twice, a revised event "
-        "plans again. Versions no longer waiting (cancelled by an OpenADR DELETE, or planned already) get a partition but no run."
+        "requests a dr_plan_job run for it (several new versions share up to two runs, each a "
+        "partition range), once the models a plan reads exist. While a plan run waits in the queue, "
+        "new versions wait in the inbox and go together into the next run. The run key is the event "
+        "id and version (or the range's first and last): a redelivery never plans twice, a revised "
+        "event plans again. Versions no longer waiting (cancelled by an OpenADR DELETE, or planned already) get a partition but no run."
     ),
 )
 def dr_events_sensor(context: SensorEvaluationContext, postgres: PostgresResource):
@@ -49,6 +55,10 @@ def dr_events_sensor(context: SensorEvaluationContext, postgres: PostgresResourc
     if missing:
         # The cursor stays: the events wait in the inbox, and plan once the models exist.
         return SkipReason(f"{len(rows)} DR event version(s) wait: the plan reads {', '.join(missing)}, not built yet")
+    if _plan_run_waiting(context):
+        # A run per evaluation would queue faster than runs start (each costs seconds of
+        # process start) and serialise a burst; the versions wait and share the next run.
+        return SkipReason(f"{len(rows)} DR event version(s) wait for the queued plan run to start; they share the next")
     keys = [dr_partition_key(event_id, version) for _, event_id, version, _ in rows]
     return SensorResult(
         run_requests=plan_requests(rows),
@@ -57,13 +67,21 @@ def dr_events_sensor(context: SensorEvaluationContext, postgres: PostgresResourc
     )
 
 
+def _plan_run_waiting(context: SensorEvaluationContext) -> bool:
+    return context.instance.get_runs_count(RunsFilter(
+        job_name=dr_plan_job.name, statuses=[DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED],
+    )) > 0
+
+
 def plan_requests(rows: list[tuple]) -> list[RunRequest]:
-    """Runs for new inbox rows (inbox id, event id, version, status), in order: one per
-    event version, or, in a burst, one per PLAN_BATCH consecutive versions, as a range of
-    the partitions this evaluation adds. Each run costs seconds of process start and
-    code-location load; a thousand events a run each would hold the run queue (and
-    every telemetry load behind it) for the better part of an hour. Versions no longer
-    waiting (not 'received') get no run and end a range."""
+    """Runs for new inbox rows (inbox id, event id, version, status), in order: the rows
+    split into at most PLAN_RUNS runs of consecutive versions, each a range of the
+    partitions this evaluation adds (one version alone is its partition). Each run costs
+    seconds of process start and code-location load; a thousand events a run each would
+    hold the run queue for the better part of an hour. Versions no longer waiting (not
+    'received': cancelled, or planned already) get no run and end a range."""
+    plannable = sum(1 for row in rows if row[3] == "received")
+    size = max(1, -(-plannable // PLAN_RUNS))
     requests, batch = [], []
 
     def flush() -> None:
@@ -88,7 +106,7 @@ def plan_requests(rows: list[tuple]) -> list[RunRequest]:
             flush()
             continue
         batch.append(row)
-        if len(batch) == PLAN_BATCH:
+        if len(batch) == size:
             flush()
     flush()
     return requests

@@ -12,12 +12,12 @@ from dagster import DagsterInstance, SkipReason, build_sensor_context, materiali
 from assets.demand_response import dr_baseline
 from assets.forecasting import load_forecast
 from resources.postgres import PostgresResource
-from sensors.dr_sensor import PLAN_BATCH, dr_events_sensor
+from sensors.dr_sensor import BATCH, PLAN_RUNS, dr_events_sensor
 from tests.conftest import FLEET_END, add_dr_event, dr_run, own_warehouse, undocumented_columns
 
 
-def evaluate(database, cursor):
-    instance = DagsterInstance.ephemeral()
+def evaluate(database, cursor, instance=None):
+    instance = instance or DagsterInstance.ephemeral()
     with build_sensor_context(instance=instance, cursor=cursor, resources={"postgres": PostgresResource(url=database.url)}) as context:
         return dr_events_sensor(context)
 
@@ -66,25 +66,85 @@ def test_each_new_event_version_is_one_partition_and_one_run_request(inbox):
     assert list(later.dynamic_partitions_requests[0].partition_keys) == ["SENS-1@v2", "SENS-2@deleted:v1"]
 
 
-def test_a_burst_is_planned_in_runs_of_consecutive_versions(inbox):
-    """A thousand events must not be a thousand runs: consecutive versions share a run,
-    as a range of the partitions added, and a cancellation ends a range."""
+def covered(result, keys: list[str]) -> list[str]:
+    """The partitions each run request plans, in order: a range is the keys between its ends."""
+    out = []
+    for request in result.run_requests:
+        if request.partition_key_range is None:
+            out.append(request.partition_key)
+        else:
+            out += keys[keys.index(request.partition_key_range.start) : keys.index(request.partition_key_range.end) + 1]
+    return out
+
+
+def test_a_burst_is_planned_in_a_few_runs_of_consecutive_versions(inbox):
+    """A thousand events must not be a thousand runs: the new versions share PLAN_RUNS
+    runs of consecutive versions (ranges of the partitions added), and a cancellation
+    ends a range; each version is in exactly one run."""
     database, engine = inbox
     build_plan_inputs(engine)
     start = FLEET_END - timedelta(hours=3)
-    for n in range(PLAN_BATCH + 3):
+    for n in range(30):
         add_dr_event(engine, f"BURST-{n:02d}", "v1", ["F-A"], start, start + timedelta(hours=1))
     add_dr_event(engine, "BURST-00", "deleted:v1", ["F-A"], start, start + timedelta(hours=1), status="cancelled")
     add_dr_event(engine, "BURST-01", "v2", ["F-A"], start, start + timedelta(hours=2))
 
     result = evaluate(database, "0")
     ranges = [(r.partition_key_range.start, r.partition_key_range.end) if r.partition_key_range else r.partition_key for r in result.run_requests]
-    assert ranges == [("BURST-00@v1", f"BURST-{PLAN_BATCH - 1:02d}@v1"), (f"BURST-{PLAN_BATCH:02d}@v1", f"BURST-{PLAN_BATCH + 2:02d}@v1"), "BURST-01@v2"]
+    assert PLAN_RUNS == 2 and ranges == [("BURST-00@v1", "BURST-15@v1"), ("BURST-16@v1", "BURST-29@v1"), "BURST-01@v2"]
     assert len({r.run_key for r in result.run_requests}) == 3
     keys = list(result.dynamic_partitions_requests[0].partition_keys)
-    # Each range is exactly the keys between its ends, in the order they are added.
-    covered = keys[: PLAN_BATCH] + keys[PLAN_BATCH : PLAN_BATCH + 3] + ["BURST-01@v2"]
-    assert covered == [k for k in keys if not k.endswith("deleted:v1")]
+    assert covered(result, keys) == [k for k in keys if not k.endswith("deleted:v1")]
+
+
+def test_new_versions_wait_while_a_plan_run_is_queued_then_share_a_run_each_planned_once(inbox):
+    """Under load runs start seconds after they are requested: a run per evaluation would
+    pile up in the queue. While a plan run is queued new versions wait in the inbox (the
+    cursor stays), then go together into the next runs, each version in exactly one run."""
+    from dagster import DagsterRun, DagsterRunStatus
+    from dagster._core.utils import make_new_run_id
+
+    database, engine = inbox
+    build_plan_inputs(engine)
+    start = FLEET_END - timedelta(hours=3)
+    instance = DagsterInstance.ephemeral()
+    add_dr_event(engine, "HOLD-A", "v1", ["F-A"], start, start + timedelta(hours=1))
+    first = evaluate(database, "0", instance)
+    assert [r.run_key for r in first.run_requests] == ["HOLD-A@v1"]
+
+    # That run waits to start (the daemon created it; queued it would be the same); two
+    # more versions arrive, a new event and a revision.
+    run_id = make_new_run_id()
+    instance.add_run(DagsterRun(job_name="dr_plan_job", run_id=run_id, status=DagsterRunStatus.NOT_STARTED))
+    add_dr_event(engine, "HOLD-B", "v1", ["F-A"], start, start + timedelta(hours=1))
+    add_dr_event(engine, "HOLD-A", "v2", ["F-A"], start, start + timedelta(hours=2))
+    held = evaluate(database, first.cursor, instance)
+    assert isinstance(held, SkipReason) and "2 DR event version(s) wait for the queued plan run" in held.skip_message
+
+    # It started: the waiting versions are requested, once each, and never the first again.
+    instance.delete_run(run_id)
+    instance.add_run(DagsterRun(job_name="dr_plan_job", run_id=run_id, status=DagsterRunStatus.STARTED))
+    later = evaluate(database, first.cursor, instance)
+    keys = list(later.dynamic_partitions_requests[0].partition_keys)
+    assert keys == ["HOLD-B@v1", "HOLD-A@v2"] and covered(later, keys) == keys
+    assert {r.run_key for r in later.run_requests}.isdisjoint({"HOLD-A@v1"})
+    assert isinstance(evaluate(database, later.cursor, instance), SkipReason)
+
+
+def test_an_evaluation_reads_at_most_a_batch_and_the_next_takes_the_rest(inbox):
+    database, engine = inbox
+    build_plan_inputs(engine)
+    start = FLEET_END - timedelta(hours=3)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "insert into ops.dr_events (event_id, version, source, facility_ids, event_start, event_end, target_reduction_pct, payload) "
+            "select 'MANY-' || n, 'v1', 'utility', array['F-A'], :s, :e, 10, '{}'::jsonb from generate_series(1, :n) as n"
+        ), {"s": start, "e": start + timedelta(hours=1), "n": BATCH + 5})
+    first = evaluate(database, "0")
+    second = evaluate(database, first.cursor)
+    seen = list(first.dynamic_partitions_requests[0].partition_keys) + list(second.dynamic_partitions_requests[0].partition_keys)
+    assert len(seen) == len(set(seen)) == BATCH + 5
+    assert len(first.run_requests) == PLAN_RUNS and len(second.run_requests) == PLAN_RUNS
 
 
 def test_a_version_planned_already_is_not_planned_again_from_an_earlier_cursor(inbox):

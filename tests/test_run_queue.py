@@ -1,0 +1,69 @@
+"""The run queue of the generated instance, as the daemon dequeues it: the platform's own
+runs (the automation, schedules) never take every slot, so a DR plan, which a utility
+waits on, is launched at the next dequeue even when the automation has more to run."""
+
+import pytest
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.utils import make_new_run_id
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+from orchestration.conditions import wattline_automation
+from orchestration.definitions import defs
+from orchestration.runtime import write_dagster_yaml
+from sensors.dr_sensor import DR_RUN_TAGS
+from tests.conftest import create_database, drop_database
+
+
+@pytest.fixture
+def instance(pg_server, tmp_path):
+    storage = create_database(pg_server, "dagster_queue")
+    write_dagster_yaml(tmp_path, storage)
+    instance = DagsterInstance.from_config(str(tmp_path))
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+        drop_database(pg_server, storage)
+
+
+def queue(instance, job_name: str, tags: dict) -> DagsterRun:
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("wattline"), "__repository__"), job_name)
+    return instance.add_run(DagsterRun(job_name=job_name, run_id=make_new_run_id(), status=DagsterRunStatus.QUEUED,
+                                       tags=tags, remote_job_origin=origin))
+
+
+def dequeue(instance) -> list[str]:
+    """What the daemon launches at its next dequeue; those runs are then in progress."""
+    daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+    launched = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)
+    for run in launched:
+        instance.delete_run(run.run_id)
+        instance.add_run(run.with_status(DagsterRunStatus.STARTED))
+    return [run.job_name for run in launched]
+
+
+def test_a_dr_plan_finds_a_run_slot_when_the_automation_fills_the_queue(instance):
+    # More of the platform's own runs than there are slots, tagged as they are launched:
+    # the automation sensor's runs and the schedules' jobs.
+    background = ["telemetry_job", "prices_job", "weather_and_carbon_job", "load_forecast_job", "incremental_marts_job"]
+    queue(instance, "__ASSET_JOB", dict(wattline_automation.run_tags))
+    for name in background:
+        queue(instance, name, dict(defs.resolve_job_def(name).tags))
+    max_runs = instance.get_concurrency_config().run_queue_config.max_concurrent_runs
+    started = dequeue(instance)
+    assert 0 < len(started) < max_runs, "the platform's own runs took every slot"
+
+    # A utility's event: the DR sensor's run goes ahead of the automation still queued.
+    queue(instance, "dr_plan_job", DR_RUN_TAGS)
+    assert dequeue(instance) == ["dr_plan_job"]
+
+
+
+def test_a_burst_of_dr_plans_leaves_slots_to_the_loads(instance):
+    for _ in range(4):
+        queue(instance, "dr_plan_job", DR_RUN_TAGS)
+    for name in ("telemetry_job", "incremental_marts_job"):
+        queue(instance, name, dict(defs.resolve_job_def(name).tags))
+    # The plans go first, two at a time; the loads queued behind them are launched too.
+    assert sorted(dequeue(instance)) == ["dr_plan_job", "dr_plan_job", "incremental_marts_job", "telemetry_job"]
