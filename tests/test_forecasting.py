@@ -38,23 +38,32 @@ def synthetic_frame(warmer_ahead_c: float = 0.0) -> tuple[pd.DataFrame, np.ndarr
     """History (with 2 kW of noise) and 48 forecast hours of weather; the noiseless truth
     of the forecast hours."""
     hours = pd.date_range(HISTORY_START, AS_OF + pd.Timedelta(hours=48), freq="h", inclusive="left")
-    days = (hours - HISTORY_START) / pd.Timedelta(days=1)
-    local_hour = hours.tz_convert(TIMEZONE).hour.to_numpy()
-    # A daily swing plus multi-day fronts, so the slope is not the daily shape in disguise.
-    temperature = 12.0 + 5.0 * np.cos(2 * np.pi * (local_hour - 15) / 24) + 6.0 * np.sin(2 * np.pi * days.to_numpy() / 9.3)
     ahead = np.asarray(hours >= AS_OF)
-    temperature = temperature + warmer_ahead_c * ahead
+    temperature = weather(hours, HISTORY_START) + warmer_ahead_c * ahead
     truth = true_load(hours, temperature)
     noisy = truth + np.random.default_rng(3).normal(0.0, 2.0, len(hours))
-    frame = pd.DataFrame({
+    return history_frame(hours, noisy, temperature), truth[ahead]
+
+
+def weather(hours: pd.DatetimeIndex, start: pd.Timestamp) -> np.ndarray:
+    """A daily swing plus multi-day fronts, so the slope is not the daily shape in disguise."""
+    days = (hours - start) / pd.Timedelta(days=1)
+    local_hour = hours.tz_convert(TIMEZONE).hour.to_numpy()
+    return 12.0 + 5.0 * np.cos(2 * np.pi * (local_hour - 15) / 24) + 6.0 * np.sin(2 * np.pi * days.to_numpy() / 9.3)
+
+
+def history_frame(hours: pd.DatetimeIndex, measured: np.ndarray, temperature: np.ndarray) -> pd.DataFrame:
+    """What the forecast asset reads: measured load before AS_OF, weather throughout."""
+    ahead = np.asarray(hours >= AS_OF)
+    local_hour = hours.tz_convert(TIMEZONE).hour.to_numpy()
+    return pd.DataFrame({
         "hour_start": hours,
-        "avg_kw": np.where(ahead, np.nan, noisy),
+        "avg_kw": np.where(ahead, np.nan, measured),
         "data_completeness": np.where(ahead, np.nan, 1.0),
         "temperature_c": temperature,
         "shortwave_radiation_w_m2": np.clip(800 * np.sin(np.pi * (local_hour - 6) / 12), 0, None),
         "is_forecast": ahead,
     })
-    return frame, truth[ahead]
 
 
 def test_known_daily_shape_and_temperature_slope_are_forecast():
@@ -88,20 +97,9 @@ def noisy_week_ahead(history_days: int, seed: int, noise_kw: float) -> tuple[pd.
     # An hour more: the night clocks go back repeats a wall-clock hour, which counts once.
     start = AS_OF - pd.Timedelta(days=history_days, hours=1)
     hours = pd.date_range(start, AS_OF + pd.Timedelta(days=7), freq="h", inclusive="left")
-    days = (hours - start) / pd.Timedelta(days=1)
-    local_hour = hours.tz_convert(TIMEZONE).hour.to_numpy()
-    temperature = 12.0 + 5.0 * np.cos(2 * np.pi * (local_hour - 15) / 24) + 6.0 * np.sin(2 * np.pi * days.to_numpy() / 9.3)
+    temperature = weather(hours, start)
     measured = true_load(hours, temperature) + np.random.default_rng(seed).normal(0.0, noise_kw, len(hours))
-    ahead = np.asarray(hours >= AS_OF)
-    frame = pd.DataFrame({
-        "hour_start": hours,
-        "avg_kw": np.where(ahead, np.nan, measured),
-        "data_completeness": np.where(ahead, np.nan, 1.0),
-        "temperature_c": temperature,
-        "shortwave_radiation_w_m2": np.clip(800 * np.sin(np.pi * (local_hour - 6) / 12), 0, None),
-        "is_forecast": ahead,
-    })
-    return frame, measured[ahead]
+    return history_frame(hours, measured, temperature), measured[np.asarray(hours >= AS_OF)]
 
 
 @pytest.mark.parametrize("history_days", [14, 56])
