@@ -6,7 +6,7 @@ projection to the period's end. The plot is redrawn at most once an hour (the ta
 rebuilt every few minutes and every plot rides in the event log); the materialisations
 in between say when it was drawn. The table depends on the status mart in dbt, so a
 build has made both before the plot reads them; a plot that still cannot be drawn (a
-run that rebuilt the table alone on a warehouse without the status mart) is a warning,
+run that rebuilt the table alone beside a status mart of an older version) is a warning,
 never a failed materialisation.
 """
 

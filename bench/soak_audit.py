@@ -135,7 +135,7 @@ def marts_match_raw(engine: sa.Engine, since: datetime) -> dict:
                 "select count(distinct (facility_id, date_trunc('hour', ts))) from raw.meter_readings where ts >= :start"
             ), {"start": start})
             return {"facility_hours_compared": hours, "facility_hours_mismatched": 0, "facility_hours_behind": hours,
-                    "mismatches": [], "behind": ["marts.fct_load_hourly was never built"]}
+                    "facility_hours_awaiting_settlement": 0, "mismatches": [], "behind": ["marts.fct_load_hourly was never built"]}
         rows = conn.execute(sa.text(
             "with raw_hourly as ("
             "  select facility_id, date_trunc('hour', ts) as hour_start, sum(energy_kwh) as kwh, count(*) as readings "

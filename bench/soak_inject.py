@@ -73,9 +73,10 @@ def restart_postgres(home: Path) -> float:
     return time.monotonic() - began
 
 
-def kill_run_worker(instance, run_id: str, timeout_s: float = 120) -> dict:
+def kill_run_worker(instance, run_id: str, timeout_s: float = 600) -> dict:
     """SIGKILL a run's worker process and its children once its first step has started, as
-    an out-of-memory kill of the pod would; returns what was killed."""
+    an out-of-memory kill of the pod would; returns what was killed. On a busy machine the
+    run may wait minutes in the queue behind the automation's runs before its step starts."""
     from dagster import DagsterEventType
 
     deadline = time.monotonic() + timeout_s

@@ -1,6 +1,6 @@
 """The Wattline code location: every asset, job, resource and sensor, in one place."""
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from assets import carbon, dbt_models, demand_response, dr_dispatch, forecasting, prices, registry, telemetry, weather
 from assets.source_checks import SOURCE_CHECKS
@@ -66,6 +66,11 @@ defs = Definitions(
         jobs.dr_dispatch_job,
         retention.retention_job,
     ],
+    # Every run is one process. Dagster's default executor starts one more per step, each
+    # importing the code location again (4-10 s of CPU on two cores) for steps that mostly
+    # wait on PostgreSQL or a dbt subprocess: on a busy machine that, not the work, was what
+    # kept DR plans and the marts behind (issue 18, defect 19).
+    executor=in_process_executor,
     resources={
         "postgres": PostgresResource(),
         "telemetry_api": TelemetryApiResource(**_feeds),

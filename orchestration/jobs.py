@@ -1,6 +1,6 @@
 """Jobs: named selections of the asset graph that operators and the CLI launch."""
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import AssetSelection, define_asset_job
 
 from assets.dbt_models import dbt_derived_models, dbt_incremental_models, dbt_models
 from assets.demand_response import BASELINE, PLAN
@@ -71,9 +71,6 @@ dr_plan_job = define_asset_job(
     "dr_plan_job",
     selection=AssetSelection.assets(BASELINE, PLAN),
     partitions_def=dr_event_partitions,
-    # Seconds count between the webhook and the plan: one process for the run, not one
-    # more per step (each would import the code location again for a second's work).
-    executor_def=in_process_executor,
     description="Baseline and plan one demand-response event version: one run per dynamic partition, requested by dr_events_sensor.",
 )
 
@@ -81,6 +78,5 @@ dr_dispatch_job = define_asset_job(
     "dr_dispatch_job",
     selection=AssetSelection.assets(DISPATCHES),
     partitions_def=dr_event_partitions,
-    executor_def=in_process_executor,
     description="Send one planned demand-response event version's plan to the building-management system; requested by dr_lifecycle_sensor as the plan begins.",
 )

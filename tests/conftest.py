@@ -30,6 +30,22 @@ import sqlalchemy as sa
 from orchestration.database import Database
 
 
+def _restore_environment():
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+# A bootstrap exports DAGSTER_HOME, the Dagster storage URL and the warehouse's dbt
+# variables into this process, as the CLI does; here that must not outlive the test (or the
+# module, for a module's fixtures) that did it: a later subprocess inherits the environment
+# and would open a stopped server's storage.
+restore_environment_per_test = pytest.fixture(autouse=True)(_restore_environment)
+restore_environment_per_module = pytest.fixture(autouse=True, scope="module")(_restore_environment)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Database:
     """A PostgreSQL server's maintenance database (`postgres`)."""
@@ -247,6 +263,8 @@ def pytest_collection_finish(session):
     """The short soak (tests/test_soak.py) and the README's `make demo` twice
     (tests/test_readme_path.py) start as soon as the session has selected them and run in
     the background beside the other modules; their tests read what they left."""
+    if session.config.option.collectonly:
+        return
     modules = {item.module.__name__.rpartition(".")[2] for item in session.items}
     if "test_readme_path" in modules:
         from tests.test_readme_path import README_KEY, start_readme_path

@@ -2,6 +2,7 @@
 one table judges every figure against its goal, failing the make when one is missed."""
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,10 @@ def _options(path: Path) -> set[str]:
 
 
 def test_make_bench_target_prepares_the_manifest_and_runs_the_table():
-    plan = subprocess.run(["make", "-n", "-o", ".venv/.wattline-installed", "bench"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    # Under `make test` the parent make's MAKELEVEL/MAKEFLAGS would make this one print
+    # "Entering/Leaving directory" lines; a user types `make bench` at a shell.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    plan = subprocess.run(["make", "-n", "-o", ".venv/.wattline-installed", "bench"], cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
     assert "bench/all.py" in plan.splitlines()[-1]
 
 

@@ -66,6 +66,8 @@ class ReadmePath:
     events: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
     process: subprocess.Popen | None = None
+    # Set by an interrupted session: no run starts after it, a run in progress is stopped.
+    stop_requested: bool = False
 
 
 def user_environment(clone: Path) -> dict[str, str]:
@@ -134,7 +136,7 @@ def run_make_demo(state: ReadmePath, log: Path) -> DemoRun:
         )
     deadline = started + RUN_TIMEOUT_S
     while process.poll() is None and time.monotonic() < deadline:
-        if SERVING in log.read_text(errors="replace"):
+        if state.stop_requested or SERVING in log.read_text(errors="replace"):
             os.killpg(process.pid, signal.SIGINT)
             break
         time.sleep(0.5)
@@ -149,6 +151,8 @@ def run_make_demo(state: ReadmePath, log: Path) -> DemoRun:
 def walk_the_readme_path(state: ReadmePath) -> None:
     try:
         for n in (1, 2):
+            if state.stop_requested:
+                break
             state.runs.append(run_make_demo(state, state.clone.parent / f"make-demo-{n}.log"))
             if not state.runs[-1].stopped_cleanly:
                 break
@@ -201,6 +205,7 @@ def start_readme_path():
 
 def stop_readme_path(thread, state: ReadmePath) -> None:
     """An interrupted session ends the demo (Ctrl-C, as its user would) and its server."""
+    state.stop_requested = True
     if state.process is not None and state.process.poll() is None:
         os.killpg(state.process.pid, signal.SIGINT)
         try:
@@ -212,6 +217,8 @@ def stop_readme_path(thread, state: ReadmePath) -> None:
 
 
 README_KEY = pytest.StashKey[tuple]()
+# The first test waits for both runs in its fixture, longer than pytest's 600 s per test.
+pytestmark = pytest.mark.timeout(2 * RUN_TIMEOUT_S + 300 + 300)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from simulator.config import SimulatorConfig
 from simulator.fleet import build_fleet
 from simulator.prices import CURRENCIES
 from simulator.server import SimulatorServer
-from tests.conftest import load_registry, source_resources
+from tests.conftest import load_registry, own_warehouse, source_resources
 
 SEED, FACILITIES = 11, 8  # one facility per city: every price zone of the simulator
 # Days no other module loads (loading an hour replaces it for every meter).
@@ -75,24 +75,30 @@ def open_hour(warehouse, dbt_manifest, engine):
 
 
 @pytest.fixture(scope="module")
-def dawns(warehouse, dbt_manifest, engine):
+def dawns(pg_server, dbt_manifest):
     """Five Tuesday mornings of the fleet (the home's PV meter waking up each one), the
-    last with the home's HVAC load tripled for an hour."""
+    last with the home's HVAC load tripled for an hour, in a warehouse of their own: the
+    usual load of a quarter hour of the week is the median of every week the warehouse
+    holds, and other modules load other weeks of the same meters."""
     config = SimulatorConfig(seed=SEED, facilities=FACILITIES, interval_s=900, now=lambda: TUESDAYS[-1] + timedelta(days=1))
-    with SimulatorServer(config) as server:
-        load_registry(warehouse, server.url)
-        resources = {**source_resources(warehouse, server.url, max_retries=0), "dbt": dbt_cli()}
-        for day in TUESDAYS:
-            assert materialize(
-                [meter_readings], resources=resources, tags=hourly_range_tags(day + DAWN[0], day + DAWN[1])
-            ).success
-        with engine.begin() as conn:
-            conn.execute(sa.text(
-                "update raw.meter_readings set active_power_kw = 3 * active_power_kw, energy_kwh = 3 * energy_kwh "
-                "where meter_id = :m and ts >= :s and ts < :e"
-            ), {"m": HOME_HVAC, "s": SURGE, "e": SURGE + timedelta(hours=1)})
-        build(resources, TUESDAYS[0] + DAWN[0], TUESDAYS[-1] + DAWN[1])
-    return engine
+    with own_warehouse(pg_server, "wattline_dawns") as (database, engine), pytest.MonkeyPatch.context() as env:
+        # The postgres resource points dbt at its warehouse through these variables.
+        for name, value in database.dbt_env().items():
+            env.setenv(name, value)
+        with SimulatorServer(config) as server:
+            load_registry(database, server.url)
+            resources = {**source_resources(database, server.url, max_retries=0), "dbt": dbt_cli()}
+            for day in TUESDAYS:
+                assert materialize(
+                    [meter_readings], resources=resources, tags=hourly_range_tags(day + DAWN[0], day + DAWN[1])
+                ).success
+            with engine.begin() as conn:
+                conn.execute(sa.text(
+                    "update raw.meter_readings set active_power_kw = 3 * active_power_kw, energy_kwh = 3 * energy_kwh "
+                    "where meter_id = :m and ts >= :s and ts < :e"
+                ), {"m": HOME_HVAC, "s": SURGE, "e": SURGE + timedelta(hours=1)})
+            build(resources, TUESDAYS[0] + DAWN[0], TUESDAYS[-1] + DAWN[1])
+        yield engine
 
 
 def between(row: dict) -> bool:

@@ -14,11 +14,6 @@
     )
 }}
 
--- The materialisation carries the burn-down plot (assets/budget_burndown.py), which
--- reads the status mart's projections and thresholds: on a new warehouse, a build that
--- ran this model first failed on a status mart that did not exist yet.
--- depends_on: {{ ref('fct_carbon_budget_status') }}
-
 {%- set basis = carbon_budget_basis() %}
 
 with periods as (
