@@ -162,15 +162,15 @@ def marts_match_raw(engine: sa.Engine, since: datetime) -> dict:
     }
 
 
-def runs(instance, since: datetime) -> dict:
-    """Every run since the soak began; each failed one must have a later successful run of
-    the same job and partition (a run retry, or the next tick), and none may be left
-    queued or running."""
+def runs(instance, since: datetime, until: datetime | None = None) -> dict:
+    """Every run created since the soak began (and before `until`); each failed one must
+    have a later successful run of the same job and partition (a run retry, or the next
+    tick), and none may be left queued or running."""
     from dagster import DagsterRunStatus, RunsFilter
 
     from sensors.run_alerts import run_scope
 
-    records = instance.get_run_records(filters=RunsFilter(created_after=since))
+    records = instance.get_run_records(filters=RunsFilter(created_after=since, created_before=until))
     by_status = defaultdict(int)
     successes = defaultdict(list)
     for record in records:
