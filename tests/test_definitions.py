@@ -64,3 +64,11 @@ def test_heavy_libraries_are_not_imported_at_load(dbt_manifest):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_every_job_runs_its_steps_in_the_run_process():
+    """One process per run: a process per step would import the code location again for
+    each (seconds of CPU on two cores), which is what kept DR plans and marts behind."""
+    jobs = [job.name for job in defs.resolve_all_job_defs()]
+    assert {"dr_plan_job", "telemetry_job", "incremental_marts_job"} <= set(jobs)
+    assert {name: defs.resolve_job_def(name).executor_def.name for name in jobs} == dict.fromkeys(jobs, "in_process")
