@@ -212,14 +212,15 @@ def measure(args, engine: sa.Engine, receiver: str, secret: str, database) -> di
     }
 
 
-STAGES = ("stored", "sensor", "queued", "launch", "run")
+STAGES = ("stored", "sensor", "queued", "launch", "to first step", "baseline", "plan")
 
 
 def stage_seconds(engine: sa.Engine, sent_at: dict[str, float]) -> tuple[dict[str, list[float]], int]:
     """Where each event's seconds went, from the inbox and the instance's run records:
     stored (POST sent → row in the inbox), sensor (→ run requested), queued (→ run
-    dequeued and launched), launch (→ the run's process started: interpreter and code
-    location load), run (→ plan committed: steps, baseline and plan); and the runs."""
+    dequeued and launched), launch (→ the run's process started), to first step (→ the
+    baseline's step started: resources, run events), baseline (→ the plan's step
+    started), plan (→ the plan committed); and the runs."""
     from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
     with engine.connect() as conn:
@@ -245,18 +246,26 @@ def stage_seconds(engine: sa.Engine, sent_at: dict[str, float]) -> tuple[dict[st
             record = next((r for lo, hi, r in runs if index is not None and lo <= index <= hi), None)
             if record is None or planned is None:
                 continue
-            times = {event.dagster_event_type: event.timestamp for event in instance.all_logs(
-                record.dagster_run.run_id, of_type={DagsterEventType.RUN_STARTING, DagsterEventType.RUN_START})}
+            times, steps = {}, []
+            for event in instance.all_logs(record.dagster_run.run_id, of_type={
+                DagsterEventType.RUN_STARTING, DagsterEventType.RUN_START, DagsterEventType.STEP_START,
+            }):
+                if event.dagster_event_type == DagsterEventType.STEP_START:
+                    steps.append(event.timestamp)
+                else:
+                    times[event.dagster_event_type] = event.timestamp
             created = record.create_timestamp.replace(tzinfo=record.create_timestamp.tzinfo or UTC).timestamp()
             starting = times.get(DagsterEventType.RUN_STARTING)
             started = times.get(DagsterEventType.RUN_START)
-            if starting is None or started is None:
+            if starting is None or started is None or len(steps) < 2:
                 continue
             stages["stored"].append(float(received) - sent_at[event_id])
             stages["sensor"].append(created - float(received))
             stages["queued"].append(starting - created)
             stages["launch"].append(started - starting)
-            stages["run"].append(float(planned) - started)
+            stages["to first step"].append(min(steps) - started)
+            stages["baseline"].append(max(steps) - min(steps))
+            stages["plan"].append(float(planned) - max(steps))
             run_ids.add(record.dagster_run.run_id)
     finally:
         instance.dispose()

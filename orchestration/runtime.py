@@ -152,6 +152,10 @@ def write_dagster_yaml(dagster_home: Path, storage: Database) -> Path:
         "run_launcher:\n"
         "  module: orchestration.run_launcher\n"
         "  class: WattlineRunLauncher\n"
+        # DR plans and dispatches are forked from a worker that loaded the code once,
+        # not spawned through the code server: seconds a utility no longer waits.
+        "  config:\n"
+        "    warm_queues: [dr]\n"
         # A run whose worker died (killed, or unable to record its end while the database
         # was down) is failed within a poll, freeing its run slot and its pool for the retry.
         "run_monitoring:\n"

@@ -1,0 +1,92 @@
+"""The run launcher of the generated instance: DR runs forked from a warm worker run,
+record their worker, can be cancelled, and a dead worker is seen as dead (issue 18,
+defect 19: a spawned interpreter per plan run cost 10 s of a utility's wait)."""
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, reconstructable
+from dagster._core.launcher import WorkerStatus
+
+from orchestration.run_launcher import WARM_WORKER_TAG, WattlineRunLauncher
+from orchestration.runtime import write_dagster_yaml
+from tests.conftest import create_database, drop_database
+from tests.warm_jobs import held_job
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def instance(pg_server, tmp_path_factory):
+    storage = create_database(pg_server, "dagster_launcher")
+    home = tmp_path_factory.mktemp("launcher")
+    write_dagster_yaml(home, storage)
+    instance = DagsterInstance.from_config(str(home))
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+        drop_database(pg_server, storage)
+
+
+def launch(instance, tmp_path, queue: str):
+    release = tmp_path / f"release-{queue}"
+    run = instance.create_run_for_job(
+        held_job, job_code_origin=reconstructable(held_job).get_python_origin(), tags={"wattline/queue": queue},
+        run_config={"ops": {"hold_until_released": {"config": {"path": str(release)}}}},
+    )
+    instance.launch_run(run.run_id, workspace=None)
+    return run, release
+
+
+def status(instance, run_id: str) -> DagsterRunStatus:
+    return instance.get_run_by_id(run_id).status
+
+
+def test_a_dr_run_runs_in_a_warm_worker_that_run_monitoring_checks_and_cancel_stops(instance, tmp_path):
+    assert isinstance(instance.run_launcher, WattlineRunLauncher)
+    assert instance.run_launcher._warm_queues == {"dr"}
+    run, release = launch(instance, tmp_path, "dr")
+    wait_for(lambda: status(instance, run.run_id) == DagsterRunStatus.STARTED, 180, "the run to start")
+    run = instance.get_run_by_id(run.run_id)
+    assert WARM_WORKER_TAG in run.tags
+    worker = wait_for(lambda: instance.run_launcher._worker(run), 60, "the worker to record its pid")
+    assert worker[0] != os.getpid()
+    assert instance.run_launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
+
+    # Cancelled from the UI: the worker is interrupted and records the run cancelled.
+    assert instance.run_launcher.terminate(run.run_id)
+    wait_for(lambda: status(instance, run.run_id) == DagsterRunStatus.CANCELED, 120, "the run to be cancelled")
+    wait_for(lambda: instance.run_launcher.check_run_worker_health(run).status == WorkerStatus.FAILED, 60,
+             "the worker to exit")
+
+
+def test_a_warm_run_succeeds_and_a_killed_warm_worker_is_reported_dead(instance, tmp_path):
+    run, release = launch(instance, tmp_path, "dr")
+    wait_for(lambda: status(instance, run.run_id) == DagsterRunStatus.STARTED, 180, "the run to start")
+    pid, _ = wait_for(lambda: instance.run_launcher._worker(run), 60, "the worker to record its pid")
+    release.touch()
+    wait_for(lambda: status(instance, run.run_id) == DagsterRunStatus.SUCCESS, 120, "the run to succeed")
+    # The worker ends with its run: no process is left behind.
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, 60,
+             "the worker to exit")
+
+    run, release = launch(instance, tmp_path, "dr")
+    wait_for(lambda: status(instance, run.run_id) == DagsterRunStatus.STARTED, 180, "the run to start")
+    run = instance.get_run_by_id(run.run_id)
+    pid, _ = wait_for(lambda: instance.run_launcher._worker(run), 60, "the worker to record its pid")
+    os.kill(pid, signal.SIGKILL)
+    health = wait_for(lambda: (h := instance.run_launcher.check_run_worker_health(run)).status == WorkerStatus.FAILED and h,
+                      60, "the dead worker to be seen")
+    assert str(pid) in health.msg
