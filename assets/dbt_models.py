@@ -11,7 +11,8 @@ downstream of the incremental ones could not run in the same run as them.
 """
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -171,7 +172,7 @@ def dbt_incremental_models(context: AssetExecutionContext, dbt: DbtCliResource, 
     # `postgres` is here for its setup: it resolves the warehouse (starting the embedded
     # server if needed) and exports dbt's connection variables before dbt runs.
     vars_json = json.dumps(partition_window_vars(context.partition_time_window))
-    yield from dbt.cli([*BUILD, "--vars", vars_json], context=context).stream().fetch_row_counts()
+    yield from _in_this_directory(dbt.cli([*BUILD, "--vars", vars_json], context=context).stream().fetch_row_counts())
 
 
 @dbt_assets(
@@ -183,7 +184,7 @@ def dbt_incremental_models(context: AssetExecutionContext, dbt: DbtCliResource, 
     name="dbt_models",
 )
 def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource):
-    yield from dbt.cli(BUILD, context=context).stream().fetch_row_counts()
+    yield from _in_this_directory(dbt.cli(BUILD, context=context).stream().fetch_row_counts())
 
 
 @dbt_assets(
@@ -196,5 +197,17 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, postgres: Po
     name="dbt_derived_models",
 )
 def dbt_derived_models(context: AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource):
-    for event in dbt.cli(BUILD, context=context).stream().fetch_row_counts():
+    for event in _in_this_directory(dbt.cli(BUILD, context=context).stream().fetch_row_counts()):
         yield with_burn_down(event, context, postgres)
+
+
+def _in_this_directory(events: Iterator) -> Iterator:
+    """dbt's events, with the process's working directory as it was before. dagster-dbt's
+    row-count threads each `pushd` into the dbt project at once, and the last to pop
+    leaves the whole process in `dbt_project/`: every relative path after it (a run's
+    code origin, a default `WATTLINE_HOME`) then resolves there."""
+    cwd = os.getcwd()
+    try:
+        yield from events
+    finally:
+        os.chdir(cwd)

@@ -93,7 +93,7 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
         context.log.error(problem)
     metadata = {
         "dagster/row_count": sum(event["rows"] for event in events),
-        "dagster/column_schema": events[-1]["schema"],
+        "dagster/column_schema": _schema(postgres, "marts.fct_dr_baseline"),
         "facilities_without_baseline": len(missing),
     }
     if len(events) == 1:
@@ -208,12 +208,16 @@ def _event_baseline(postgres: PostgresResource, sql: dict[str, str], key: str) -
 
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
         cur.execute(sql["replace_baseline"], {"event_id": event_id, "version": version, "rows": as_json(rows)})
-        schema = column_schema(cur, "marts.fct_dr_baseline")
     return {
         "key": key, "event_id": event_id, "version": version, "start": start, "end": end, "rows": len(rows),
         "missing": [f"{key}: {problem}" for problem in missing], "summary": summary, "facilities": len(facility_ids),
-        "schema": schema,
     }
+
+
+def _schema(postgres: PostgresResource, table: str):
+    """The table's column schema, once per materialisation (not per event of a batch)."""
+    with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
+        return column_schema(cur, table)
 
 
 PLAN = AssetKey(["marts", "fct_dr_reduction_plan"])
@@ -259,7 +263,7 @@ def dr_reduction_plan(context: AssetExecutionContext, postgres: PostgresResource
         if event["reason"]:
             context.log.warning(f"DR event {event['event_id']} version {event['version']}: {event['reason']}")
     totals = {name: round(sum(event[name] for event in events), 2) for name in ("target_kwh", "planned_shed_kwh", "shortfall_kwh")}
-    metadata = {"dagster/row_count": sum(event["rows"] for event in events), "dagster/column_schema": events[-1]["schema"]}
+    metadata = {"dagster/row_count": sum(event["rows"] for event in events), "dagster/column_schema": _schema(postgres, "marts.fct_dr_reduction_plan")}
     if len(events) == 1:
         [event] = events
         metadata.update({"event_id": event["event_id"], "version": event["version"], **totals})
@@ -322,9 +326,8 @@ def _event_plan(postgres: PostgresResource, sql: dict[str, str], key: str) -> di
             "event_id": event_id, "version": version, "target_kwh": target_kwh,
             "planned_shed_kwh": shed_kwh, "shortfall_kwh": shortfall_kwh, "reason": reason,
         })
-        schema = column_schema(cur, "marts.fct_dr_reduction_plan")
     return {
-        "key": key, "event_id": event_id, "version": version, "rows": len(rows), "schema": schema, "reason": reason,
+        "key": key, "event_id": event_id, "version": version, "rows": len(rows), "reason": reason,
         "target_kwh": target_kwh, "planned_shed_kwh": shed_kwh, "shortfall_kwh": shortfall_kwh,
         "table": _plan_table(plans, figures, actions), "plans": plans, "figures": figures,
     }

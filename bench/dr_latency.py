@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20)
     parser.add_argument("--per-event", type=int, default=3, help="facilities per event")
     parser.add_argument("--spacing", type=float, default=3.0, help="seconds between events")
+    parser.add_argument("--burst", type=int, default=0, help="then this many events at once, timed until all are planned")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -120,6 +121,9 @@ def main() -> None:
         *((f"  {stage}, p50 / max, s", f"{figures['stages_p50_s'].get(stage, 0):.1f} / {figures['stages_max_s'].get(stage, 0):.1f}")
           for stage in STAGES),
         ("plan runs", f"{figures['runs']}"),
+        *(((f"burst: {figures['burst_events']} events sent in, s", f"{figures['burst_send_s']:.1f} ({figures['burst_refused']} refused)"),
+           ("burst fully planned after, s", "not all planned" if figures["burst_planned_s"] is None else f"{figures['burst_planned_s']:.0f}"))
+          if "burst_events" in figures else ()),
         ("baseline + plan in-process, s (limit)", f"{figures['in_process_plan_s']:.2f}"),
         ("plan p50 / in-process", f"{figures['plan_p50_s'] / figures['in_process_plan_s']:.1f}x"),
         ("goal ack p99 ≤ 50 ms", "met" if figures["ack_p99_ms"] <= GOAL_ACK_P99_MS else "MISSED"),
@@ -189,6 +193,7 @@ def measure(args, engine: sa.Engine, receiver: str, secret: str, database) -> di
     now = time.time()
     plan_s = [planned.get(event_id, now) - sent for event_id, sent in sent_at.items()]
     stages, runs = stage_seconds(engine, sent_at)
+    burst = measure_burst(args, engine, post, facility_ids, tomorrow, run_tag, rng) if args.burst else {}
 
     with engine.connect() as conn:
         stored = conn.scalar(sa.text("select count(*) from ops.dr_events where event_id = any(:ids)"), {"ids": list(sent_at)})
@@ -209,7 +214,37 @@ def measure(args, engine: sa.Engine, receiver: str, secret: str, database) -> di
         "stages_max_s": {stage: round(max(values), 2) for stage, values in stages.items() if values},
         "runs": runs,
         "in_process_plan_s": round(in_process_plan(database, engine, next(iter(sent_at))), 3),
+        **burst,
     }
+
+
+def measure_burst(args, engine: sa.Engine, post, facility_ids: list[str], tomorrow: datetime, run_tag: str, rng) -> dict:
+    """--burst distinct events sent as fast as 8 connections go (a utility notifying a
+    whole programme at once): seconds from the first POST until every one is planned."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from simulator.utility import DrCall
+
+    calls = [
+        DrCall(f"BURST-{run_tag}-{index:04d}", rng.sample(facility_ids, args.per_event),
+               tomorrow + timedelta(minutes=15 * (index % 40)), tomorrow + timedelta(minutes=15 * (index % 40) + 60), reduction_pct=10)
+        for index in range(args.burst)
+    ]
+    began = time.time()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda call: post(call.body())[1], calls))
+    sent_s = time.time() - began
+    refused = sum(1 for status in statuses if status != 202)
+    ids = [call.event_id for call in calls]
+    print(f"burst: {len(calls)} events sent in {sent_s:.1f} s ({refused} not answered 202); waiting for the plans", flush=True)
+    try:
+        planned = wait(lambda: _planned(engine, ids), 900, "every plan of the burst", interval=1.0)
+        planned_s = max(planned.values()) - began
+    except SystemExit as timeout:
+        print(timeout, flush=True)
+        planned, planned_s = _planned(engine, ids, partial=True), None
+    return {"burst_events": len(calls), "burst_refused": refused, "burst_send_s": round(sent_s, 1),
+            "burst_planned": len(planned), "burst_planned_s": None if planned_s is None else round(planned_s, 1)}
 
 
 STAGES = ("stored", "sensor", "queued", "launch", "to first step", "baseline", "plan")

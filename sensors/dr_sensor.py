@@ -18,7 +18,10 @@ from orchestration.partitions import dr_event_partitions, dr_partition_key
 from resources.postgres import PostgresResource
 from resources.sql_files import statements
 
-BATCH = 400  # event versions per evaluation; the next evaluation, seconds later, takes the rest
+# Event versions per evaluation; the next evaluation, seconds later, takes the rest. A
+# whole burst goes in one evaluation: each evaluation's runs wait for the previous
+# ones' slots (two), so a burst split over several evaluations is planned in waves.
+BATCH = 2000
 # Plan runs the instance lets run side by side (tag wattline/queue=dr, its limit in the
 # generated dagster.yaml): what the sensor spreads the new versions over.
 PLAN_RUNS = 2

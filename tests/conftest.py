@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import tempfile
+import time
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,17 +32,19 @@ from orchestration.database import Database
 
 
 def _restore_environment():
-    saved = dict(os.environ)
+    saved, cwd = dict(os.environ), os.getcwd()
     yield
     if os.environ != saved:
         os.environ.clear()
         os.environ.update(saved)
+    os.chdir(cwd)
 
 
 # A bootstrap exports DAGSTER_HOME, the Dagster storage URL and the warehouse's dbt
 # variables into this process, as the CLI does; here that must not outlive the test (or the
 # module, for a module's fixtures) that did it: a later subprocess inherits the environment
-# and would open a stopped server's storage.
+# and would open a stopped server's storage. The working directory too: a later
+# `reconstructable()` records it as the code's working directory.
 restore_environment_per_test = pytest.fixture(autouse=True)(_restore_environment)
 restore_environment_per_module = pytest.fixture(autouse=True, scope="module")(_restore_environment)
 
@@ -59,6 +62,17 @@ def pg_server() -> Database:
     server = embedded_postgres.start(home)
     yield server
     embedded_postgres.stop(home)
+
+
+def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
+    """The predicate's first truthy value; a busy machine gets until the deadline, never a fixed sleep."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    pytest.fail(f"{what}: not within {timeout_s:.0f} s")
 
 
 def create_database(server: Database, prefix: str) -> Database:

@@ -47,7 +47,8 @@ def test_make_bench_target_prepares_the_manifest_and_runs_the_table():
 def _results(**overrides) -> dict:
     """Figures as the scripts' JSON holds them, every goal met unless overridden."""
     results = {
-        "dr_latency": {"ack_p99_ms": 12.0, "healthz_p50_ms": 1.0, "plan_p95_s": 9.0, "in_process_plan_s": 1.2, "stored": 20, "plans": 20},
+        "dr_latency": {"ack_p99_ms": 12.0, "healthz_p50_ms": 1.0, "plan_p95_s": 9.0, "in_process_plan_s": 1.2, "stored": 20, "plans": 20,
+                       "burst_planned_s": 80.0, "burst_send_s": 2.8},
     }
     for key, value in overrides.items():
         results["dr_latency"][key] = value
@@ -57,7 +58,7 @@ def _results(**overrides) -> dict:
 def test_the_table_judges_each_figure_and_a_missed_goal_fails(tmp_path):
     codes, seconds = {"dr_latency": 0}, {"dr_latency": 100.0}
     rows, ok = make_bench.table(_results(), codes, seconds)
-    assert ok and [row[-1] for row in rows] == ["met", "met", "met"]
+    assert ok and [row[-1] for row in rows] == ["met", "met", "met", "met"]
 
     rows, ok = make_bench.table(_results(plan_p95_s=224.0), codes, seconds)
     assert not ok
@@ -65,5 +66,8 @@ def test_the_table_judges_each_figure_and_a_missed_goal_fails(tmp_path):
 
     # A version planned twice or not at all is a miss too; a benchmark that failed is one.
     assert not make_bench.table(_results(plans=19), codes, seconds)[1]
+    # A burst not fully planned has no figure: that is a miss, not a pass.
+    rows, ok = make_bench.table(_results(burst_planned_s=None), codes, seconds)
+    assert not ok and [row[-1] for row in rows if "burst" in row[1]] == ["MISSING"]
     rows, ok = make_bench.table({"dr_latency": None}, {"dr_latency": 1}, seconds)
     assert not ok and rows[-1][-1] == "FAILED"

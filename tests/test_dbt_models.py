@@ -2,6 +2,7 @@
 
 import contextlib
 import io
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -105,7 +106,11 @@ def test_load_15min_numbers_and_window_replacement(engine, resources):
 
 
 def test_dbt_checks_run_as_asset_checks(engine, resources):
+    cwd = os.getcwd()
     result = materialize([dbt_models], resources=resources)
+    # dagster-dbt's row-count threads left the process in dbt_project/ (issue 18): a run's
+    # code origin and every relative path resolved there afterwards.
+    assert os.getcwd() == cwd
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["not_null_stg_meter_readings_meter_id"] is True
     assert checks["not_null_stg_meter_readings_reading_at"] is True

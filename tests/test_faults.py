@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, wait_for
 from tests.test_up import free_port
 
 pytestmark = pytest.mark.e2e
@@ -103,16 +103,6 @@ def runs(engine: sa.Engine) -> dict[str, tuple[str, str]]:
             run_id: (job, status)
             for run_id, job, status in conn.execute(sa.text("select run_id, pipeline_name, status from runs"))
         }
-
-
-def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 1.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    pytest.fail(f"{what}: not within {timeout_s:.0f} s")
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM])

@@ -4,27 +4,16 @@ defect 19: a spawned interpreter per plan run cost 10 s of a utility's wait)."""
 
 import os
 import signal
-import time
 
 import psutil
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, reconstructable
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, reconstructable
 from dagster._core.launcher import WorkerStatus
 
 from orchestration.run_launcher import WARM_WORKER_TAG, WattlineRunLauncher
 from orchestration.runtime import write_dagster_yaml
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, wait_for
 from tests.warm_jobs import held_job
-
-
-def wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +43,25 @@ def status(instance, run_id: str) -> DagsterRunStatus:
     return instance.get_run_by_id(run_id).status
 
 
+def started(instance, run_id: str) -> bool:
+    """True once the run is STARTED; a run that ended first fails with its event log."""
+    run = instance.get_run_by_id(run_id)
+    if run.is_finished:
+        log = "\n".join(
+            f"{e.dagster_event_type}: {e.message}"
+            + (f"\n{e.dagster_event.engine_event_data.error.to_string()}"
+               if e.dagster_event_type == DagsterEventType.ENGINE_EVENT and e.dagster_event.engine_event_data.error else "")
+            for e in instance.all_logs(run_id)
+        )
+        raise AssertionError(f"run {run_id} ended {run.status} before it started:\n{log}")
+    return run.status == DagsterRunStatus.STARTED
+
+
 def test_a_dr_run_runs_in_a_warm_worker_that_run_monitoring_checks_and_cancel_stops(instance, tmp_path):
     assert isinstance(instance.run_launcher, WattlineRunLauncher)
     assert instance.run_launcher._warm_queues == {"dr"}
     run, release = launch(instance, tmp_path, "dr")
-    wait_for(lambda: status(instance, run.run_id) == DagsterRunStatus.STARTED, 180, "the run to start")
+    wait_for(lambda: started(instance, run.run_id), 180, "the run to start")
     run = instance.get_run_by_id(run.run_id)
     assert WARM_WORKER_TAG in run.tags
     worker = wait_for(lambda: instance.run_launcher._worker(run), 60, "the worker to record its pid")
@@ -74,7 +77,7 @@ def test_a_dr_run_runs_in_a_warm_worker_that_run_monitoring_checks_and_cancel_st
 
 def test_a_warm_run_succeeds_and_a_killed_warm_worker_is_reported_dead(instance, tmp_path):
     run, release = launch(instance, tmp_path, "dr")
-    wait_for(lambda: status(instance, run.run_id) == DagsterRunStatus.STARTED, 180, "the run to start")
+    wait_for(lambda: started(instance, run.run_id), 180, "the run to start")
     pid, _ = wait_for(lambda: instance.run_launcher._worker(run), 60, "the worker to record its pid")
     release.touch()
     wait_for(lambda: status(instance, run.run_id) == DagsterRunStatus.SUCCESS, 120, "the run to succeed")
@@ -83,7 +86,7 @@ def test_a_warm_run_succeeds_and_a_killed_warm_worker_is_reported_dead(instance,
              "the worker to exit")
 
     run, release = launch(instance, tmp_path, "dr")
-    wait_for(lambda: status(instance, run.run_id) == DagsterRunStatus.STARTED, 180, "the run to start")
+    wait_for(lambda: started(instance, run.run_id), 180, "the run to start")
     run = instance.get_run_by_id(run.run_id)
     pid, _ = wait_for(lambda: instance.run_launcher._worker(run), 60, "the worker to record its pid")
     os.kill(pid, signal.SIGKILL)

@@ -2,7 +2,9 @@
     config(
         materialized='incremental',
         window_column='interval_start',
-        indexes=window_indexes(['meter_id', 'interval_start'], 'interval_start'),
+        indexes=window_indexes(['meter_id', 'interval_start'], 'interval_start') + [
+            {'columns': ['facility_id', 'interval_start']},
+        ],
     )
 }}
 
