@@ -19,7 +19,7 @@ from dagster import (
     asset,
 )
 
-from orchestration.partitions import dr_event_partitions
+from orchestration.partitions import dr_event_partitions, dr_event_version
 from resources.postgres import PostgresResource
 from resources.python_marts import as_json, column_schema
 from resources.sql_files import statements
@@ -89,8 +89,10 @@ def dr_baseline(context: AssetExecutionContext, postgres: PostgresResource):
     # A burst of events is planned in runs of several event versions (dr_events_sensor).
     events = [_event_baseline(postgres, sql, key) for key in context.partition_keys]
     missing = [problem for event in events for problem in event["missing"]]
-    for problem in missing:
-        context.log.error(problem)
+    if missing:
+        # One log line per run, not per facility: a burst's run logs to the instance's
+        # event storage, a write per line.
+        context.log.error(f"{len(missing)} facility baseline(s) missing: " + "; ".join(missing[:20]) + (" …" if len(missing) > 20 else ""))
     metadata = {
         "dagster/row_count": sum(event["rows"] for event in events),
         "dagster/column_schema": _schema(postgres, "marts.fct_dr_baseline"),
@@ -128,7 +130,7 @@ def _event_baseline(postgres: PostgresResource, sql: dict[str, str], key: str) -
 
     from assets.dr_baseline import BaselineRule, customer_baseline
 
-    event_id, _, version = key.partition("@")
+    event_id, version = dr_event_version(key)
     rule = BaselineRule()
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
         event = fetch_event(cur, sql, event_id, version)
@@ -228,7 +230,7 @@ PLAN = AssetKey(["marts", "fct_dr_reduction_plan"])
     deps=[
         BASELINE,
         AssetKey(["staging", "curtailment_catalogue"]),
-        # End-use shares come from the four weeks of submeter load before the event.
+        # End-use shares come from the 28 days of submeter load before the event's day.
         AssetDep(AssetKey(["intermediate", "int_meter_load_15min"]), partition_mapping=AllPartitionMapping()),
     ],
     **DR_ASSET,
@@ -258,10 +260,18 @@ def dr_reduction_plan(context: AssetExecutionContext, postgres: PostgresResource
     `planned`, with its shortfall in ops.dr_events and a warning check.
     """
     sql = statements(SQL)
-    events = [_event_plan(postgres, sql, key) for key in context.partition_keys]
-    for event in events:
-        if event["reason"]:
-            context.log.warning(f"DR event {event['event_id']} version {event['version']}: {event['reason']}")
+    with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
+        inbox = {key: fetch_event(cur, sql, *dr_event_version(key)) for key in context.partition_keys}
+    shares = _end_use_shares(postgres, sql, inbox.values())
+    events = [_event_plan(postgres, sql, key, inbox[key], shares) for key in context.partition_keys]
+    short = [event for event in events if event["reason"]]
+    if short:
+        # One warning per run, not per event (each line is a write to the event storage):
+        # every event's reason is in ops.dr_events and the check.
+        reasons = "; ".join(f"DR event {event['event_id']} version {event['version']}: {event['reason']}" for event in short[:5])
+        if len(events) > 1:
+            reasons = f"{len(short)} of {len(events)} event versions short of the target (each reason in ops.dr_events): {reasons}"
+        context.log.warning(reasons + (" …" if len(short) > 5 else ""))
     totals = {name: round(sum(event[name] for event in events), 2) for name in ("target_kwh", "planned_shed_kwh", "shortfall_kwh")}
     metadata = {"dagster/row_count": sum(event["rows"] for event in events), "dagster/column_schema": _schema(postgres, "marts.fct_dr_reduction_plan")}
     if len(events) == 1:
@@ -283,25 +293,45 @@ def dr_reduction_plan(context: AssetExecutionContext, postgres: PostgresResource
     )
 
 
-def _event_plan(postgres: PostgresResource, sql: dict[str, str], key: str) -> dict:
-    """Plan one event version and mark it planned in the inbox; what its materialisation reports."""
+def _shares_window_end(event_start: datetime) -> datetime:
+    """Where an event's end-use shares stop: the UTC midnight of its day (statement end_use_shares)."""
+    return event_start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _end_use_shares(postgres: PostgresResource, sql: dict[str, str], events) -> dict[tuple[datetime, str], list[tuple]]:
+    """The share rows of every facility of `events`, by (window end, facility): one
+    statement per day the events fall on, not one per event (a burst's events share days)."""
+    facilities_by_window: dict[datetime, set[str]] = {}
+    for event in events:
+        facilities_by_window.setdefault(_shares_window_end(event["event_start"]), set()).update(event["facility_ids"])
+    shares: dict[tuple[datetime, str], list[tuple]] = {}
+    with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
+        for window_end, facility_ids in facilities_by_window.items():
+            cur.execute(sql["end_use_shares"], {"facility_ids": sorted(facility_ids), "window_end": window_end})
+            for row in cur.fetchall():
+                shares.setdefault((window_end, row[0]), []).append(row)
+    return shares
+
+
+def _event_plan(postgres: PostgresResource, sql: dict[str, str], key: str, event: dict, shares: dict) -> dict:
+    """Plan one event version (its inbox row `event`, the batch's end-use `shares`) and
+    mark it planned in the inbox; what its materialisation reports."""
     from assets.dr_planner import plan_facility
     from assets.dr_targets import facility_intervals, load_actions
 
-    event_id, _, version = key.partition("@")
+    event_id, version = dr_event_version(key)
+    facility_ids = list(event["facility_ids"])
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:
-        event = fetch_event(cur, sql, event_id, version)
-        facility_ids = list(event["facility_ids"])
         cur.execute(sql["baseline"], {"event_id": event_id, "version": version})
         baseline = cur.fetchall()
         cur.execute(sql["catalogue"], {"facility_ids": facility_ids})
         catalogue = _records(cur)
         cur.execute(sql["facilities"], {"facility_ids": facility_ids})
         timezones = dict(cur.fetchall())
-        cur.execute(sql["end_use_shares"], {"facility_ids": facility_ids, "start": event["event_start"]})
-        shares = cur.fetchall()
 
-    intervals = facility_intervals(event, baseline, shares, timezones)
+    window_end = _shares_window_end(event["event_start"])
+    share_rows = [row for facility_id in facility_ids for row in shares.get((window_end, facility_id), [])]
+    intervals = facility_intervals(event, baseline, share_rows, timezones)
     actions = load_actions(catalogue)
     created_at = datetime.now(UTC)
     rows, plans = [], {}

@@ -13,6 +13,7 @@ from dagster import (
 )
 
 from assets.demand_response import DR_ASSET, PLAN, SQL, fetch_event
+from orchestration.partitions import dr_event_version
 from resources.bms import BmsResource, DispatchError
 from resources.http import safe_url
 from resources.postgres import PostgresResource
@@ -38,7 +39,7 @@ def dr_dispatch(context: AssetExecutionContext, postgres: PostgresResource, bms:
     (`WATTLINE_BMS_URL`), the event goes `active` for the operator to carry out by hand.
     """
     sql = statements(SQL)
-    event_id, _, version = context.partition_key.partition("@")
+    event_id, version = dr_event_version(context.partition_key)
     url = bms.resolved_url()
     shown_url = safe_url(url) if url else None  # what rows and metadata may show: no credentials
     with postgres.connection() as conn, conn.connection.driver_connection.cursor() as cur:

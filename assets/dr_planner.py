@@ -26,7 +26,7 @@ An action that stops gives back `rebound_pct` % of the energy it shed since it s
 spread evenly over the `rebound_min` after it (deferred charging, recovering setpoints,
 recharging the battery, which waits for the event to end). An action out of time rebounds from the interval it stops in;
 one the plan no longer needs, from the interval after (the one it stopped in is already
-decided). Inside the event that raises the next intervals' need, after
+decided). An action that runs again gives back each run; overlapping rebounds add up. Inside the event that raises the next intervals' need, after
 the event it is planned load the plan records as the `rebound` phase.
 
 Pure Python, so the asset, tests and benchmarks share it.
@@ -231,7 +231,17 @@ def plan_facility(intervals: list[Interval], actions: list[Action], received_at:
     for action in usable_actions:
         if state[action.action_id].running:
             stop(action, event_end)
-    return FacilityPlan(sorted(steps, key=lambda s: (s.start, s.action_id)), outcomes, unusable)
+    return FacilityPlan(sorted(_one_step_per_interval(steps), key=lambda s: (s.start, s.action_id)), outcomes, unusable)
+
+
+def _one_step_per_interval(steps: list[Step]) -> list[Step]:
+    """An action that stops, starts again and stops again gives back both runs; where the
+    two rebounds overlap, one step carries their sum (the plan's grain is the action's
+    phase in an interval)."""
+    merged: dict[tuple[datetime, str, str], float] = defaultdict(float)
+    for step in steps:
+        merged[(step.start, step.phase, step.action_id)] += step.shed_kw
+    return [Step(start, phase, action_id, kw) for (start, phase, action_id), kw in merged.items()]
 
 
 def _never_usable(action: Action, received_at: datetime, event_start: datetime) -> str | None:

@@ -243,8 +243,50 @@ def measure_burst(args, engine: sa.Engine, post, facility_ids: list[str], tomorr
     except SystemExit as timeout:
         print(timeout, flush=True)
         planned, planned_s = _planned(engine, ids, partial=True), None
+    runs = burst_runs(began)
+    for run in runs:
+        print("burst run " + ", ".join(f"{name} {value}" for name, value in run.items()), flush=True)
     return {"burst_events": len(calls), "burst_refused": refused, "burst_send_s": round(sent_s, 1),
-            "burst_planned": len(planned), "burst_planned_s": None if planned_s is None else round(planned_s, 1)}
+            "burst_planned": len(planned), "burst_planned_s": None if planned_s is None else round(planned_s, 1),
+            "burst_runs": runs}
+
+
+def burst_runs(began: float) -> list[dict]:
+    """The plan runs of the burst, seconds after its first POST: when each was requested,
+    dequeued, started and its steps began and it ended, and how many events it planned."""
+    from dagster import DagsterEventType, DagsterInstance, RunsFilter
+
+    instance = DagsterInstance.from_config(str(Path(os.environ["WATTLINE_HOME"]) / "dagster"))
+    try:
+        runs = []
+        for record in instance.get_run_records(RunsFilter(job_name="dr_plan_job")):
+            created = record.create_timestamp.replace(tzinfo=record.create_timestamp.tzinfo or UTC).timestamp()
+            if created < began:
+                continue
+            times, steps = {}, []
+            for event in instance.all_logs(record.dagster_run.run_id, of_type={
+                DagsterEventType.RUN_STARTING, DagsterEventType.RUN_START, DagsterEventType.STEP_START,
+                DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE,
+            }):
+                if event.dagster_event_type == DagsterEventType.STEP_START:
+                    steps.append(event.timestamp)
+                else:
+                    times[event.dagster_event_type] = event.timestamp
+
+            def at(timestamp: float | None) -> str:
+                return "–" if timestamp is None else f"+{timestamp - began:.0f}"
+
+            runs.append({
+                "events": int(record.dagster_run.tags.get("wattline/dr_events", 1)),
+                "requested": at(created),
+                "dequeued": at(times.get(DagsterEventType.RUN_STARTING)),
+                "started": at(times.get(DagsterEventType.RUN_START)),
+                "steps": " ".join(at(t) for t in sorted(steps)),
+                "ended": at(times.get(DagsterEventType.RUN_SUCCESS, times.get(DagsterEventType.RUN_FAILURE))),
+            })
+        return sorted(runs, key=lambda run: float(run["requested"]))
+    finally:
+        instance.dispose()
 
 
 STAGES = ("stored", "sensor", "queued", "launch", "to first step", "baseline", "plan")

@@ -98,6 +98,7 @@ def call_demo_event(instance, warehouse_url: str, secret: str, facilities: int, 
 
     from dagster import build_sensor_context
 
+    from orchestration.partitions import dr_event_version
     from orchestration.runs import run_job
     from resources.postgres import PostgresResource
     from sensors.dr_sensor import dr_events_sensor
@@ -144,7 +145,7 @@ def call_demo_event(instance, warehouse_url: str, secret: str, facilities: int, 
         if not run.success:
             raise RuntimeError(f"the plan run {run.run_id[:8]} for {request.partition_key} failed")
     plan_s = time.monotonic() - sent
-    version = requests[-1].partition_key.partition("@")[2]
+    _, version = dr_event_version(requests[-1].partition_key)
     return call.event_id, version, call.start, call.end, ack_ms, plan_s
 
 

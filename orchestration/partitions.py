@@ -30,3 +30,9 @@ dr_event_partitions = DynamicPartitionsDefinition(name="dr_events")
 
 def dr_partition_key(event_id: str, version: str) -> str:
     return f"{event_id}@{version}"
+
+
+def dr_event_version(partition_key: str) -> tuple[str, str]:
+    """The event id and version a dr_events partition key names."""
+    event_id, _, version = partition_key.partition("@")
+    return event_id, version

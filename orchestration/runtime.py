@@ -130,11 +130,11 @@ def write_dagster_yaml(dagster_home: Path, storage: Database) -> Path:
         "  num_workers: 4\n"
         "concurrency:\n"
         "  runs:\n"
-        # Two cores: more concurrent runs only queue on the CPU and the database.
-        "    max_concurrent_runs: 4\n"
-        # The platform's own runs (the automation, schedules, backfills: tagged
-        # background) leave a slot to DR plans, so a utility's event never waits behind a
-        # marts build; a burst of plans (tagged dr) takes two slots at most.
+        # Two cores: more concurrent runs only queue on the CPU and the database. The
+        # platform's own runs (the automation, schedules, backfills: tagged background)
+        # take three at most and DR plans and dispatches (tagged dr) two, so a utility's
+        # events never wait behind a marts build for either of their slots.
+        "    max_concurrent_runs: 5\n"
         "    tag_concurrency_limits:\n"
         "      - key: wattline/queue\n"
         "        value: background\n"

@@ -8,7 +8,9 @@ from raw.facilities
 where active and facility_id = any(%(facility_ids)s);
 
 -- name: insert_event
--- A redelivery of the same event id and version changes nothing.
+-- A redelivery of the same event id and version changes nothing. The inbox lock, shared,
+-- before the row draws its inbox id and until it commits (see new_events).
+select pg_advisory_xact_lock_shared(hashtext('ops.dr_events'));
 insert into ops.dr_events (
     event_id, version, source, facility_ids, event_start, event_end,
     target_reduction_pct, target_reduction_kw, intervals, payload, delivery_id, status
@@ -36,7 +38,13 @@ from unnest(array[
 where to_regclass(relation) is null;
 
 -- name: new_events
--- What the DR sensor has not seen: the inbox after its cursor, in arrival order.
+-- What the DR sensor has not seen: the inbox after its cursor, in arrival order. An
+-- inbox id is drawn when the row is inserted, not when it commits: with receivers
+-- storing side by side, id 504 could commit after id 520 was read, and a cursor past
+-- 520 never saw it (an event lost in a burst). The inbox lock, exclusive, waits for the
+-- inserts in flight and holds new ones off for this read: every id up to the last one
+-- read has committed or rolled back.
+select pg_advisory_xact_lock(hashtext('ops.dr_events'));
 select inbox_id, event_id, version, status
 from ops.dr_events
 where inbox_id > %(cursor)s

@@ -142,11 +142,10 @@ order by facility_id, priority, action_id;
 
 -- name: end_use_shares
 -- Each end use's share of the facility's consumption by day type (weekday or weekend)
--- and local quarter-hour, over the four weeks before the event. Grid submeters carry
--- each end use's grid share pro rata, so their shares are the consumption shares.
--- The event's facilities first, then their rows by (facility_id, interval_start): a
--- burst plans hundreds of events, and scanning every facility's four weeks for each
--- (joined row by row to its timezone) cost 30-60 ms an event.
+-- and local quarter-hour, over the 28 days before the event's day (to its UTC
+-- midnight): whole days, so every event of a day reads the same shares, and a burst
+-- reads them once a day for all its facilities. Grid submeters carry each end use's
+-- grid share pro rata, so their shares are the consumption shares.
 with facility as (
     select facility_id, timezone
     from marts.dim_facility
@@ -161,8 +160,8 @@ quarters as (
     from facility
     join intermediate.int_meter_load_15min as load on load.facility_id = facility.facility_id
     where load.energy_source = 'grid'
-      and load.interval_start >= %(start)s - interval '28 days'
-      and load.interval_start < %(start)s
+      and load.interval_start >= %(window_end)s - interval '28 days'
+      and load.interval_start < %(window_end)s
 ),
 by_use as (
     select

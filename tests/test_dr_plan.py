@@ -139,21 +139,29 @@ def test_a_facility_without_a_catalogue_gets_its_whole_target_as_shortfall(simul
 
 def test_a_run_of_several_event_versions_plans_each_as_its_own_run_would(simulated_fleet):
     """A burst's run (a range of event partitions) writes each version's baseline and plan
-    once, the same rows a run of that version alone writes."""
+    once, the same rows a run of that version alone writes, whichever other days and
+    facilities share the run (the run reads what its events share once)."""
     database, engine = simulated_fleet
+    events = [
+        (5, ["FAC-0001", "FAC-0002"], START), (10, ["FAC-0001", "FAC-0002"], START), (15, ["FAC-0001", "FAC-0002"], START),
+        # Another day (other end-use shares and history), one facility of the others; the
+        # day after, so that it is no earlier event day in another test's baseline.
+        (10, ["FAC-0002"], START + timedelta(days=1)),
+    ]
     keys = []
-    for n, pct in enumerate((5, 10, 15)):
-        add_dr_event(engine, f"RANGE-{n}", "v1", ["FAC-0001", "FAC-0002"], START, END, pct=pct)
+    for n, (pct, facilities, start) in enumerate(events):
+        add_dr_event(engine, f"RANGE-{n}", "v1", facilities, start, start + (END - START), pct=pct)
         keys.append(f"RANGE-{n}@v1")
     result = dr_run(database, [dr_baseline, dr_reduction_plan], keys)
     assert result.success
     materialised = sorted((e.asset_key.path[-1], e.partition) for e in result.get_asset_materialization_events())
     assert materialised == sorted((asset, key) for asset in ("fct_dr_baseline", "fct_dr_reduction_plan") for key in keys)
-    together = {n: [dict(r, created_at=None) for r in plan_rows(engine, f"RANGE-{n}")] for n in range(3)}
-    assert all(together.values()) and all(inbox(engine, f"RANGE-{n}")["status"] == "planned" for n in range(3))
+    together = {n: [dict(r, created_at=None) for r in plan_rows(engine, f"RANGE-{n}")] for n in range(len(events))}
+    assert all(together.values()) and all(inbox(engine, f"RANGE-{n}")["status"] == "planned" for n in together)
 
-    assert dr_run(database, [dr_baseline, dr_reduction_plan], "RANGE-1@v1").success
-    assert [dict(r, created_at=None) for r in plan_rows(engine, "RANGE-1")] == together[1]
+    for n in (1, 3):
+        assert dr_run(database, [dr_baseline, dr_reduction_plan], f"RANGE-{n}@v1").success
+        assert [dict(r, created_at=None) for r in plan_rows(engine, f"RANGE-{n}")] == together[n]
     # Different targets, different plans: the run did not plan one event three times.
     assert together[0] != together[2]
 

@@ -72,6 +72,20 @@ def test_an_action_runs_no_longer_than_its_maximum_duration_and_then_rebounds():
     assert [i.shortfall_kw for i in plan.intervals] == [0.0, 0.0, 7.5, 7.5]
 
 
+def test_an_action_that_runs_twice_gives_back_both_runs_one_step_per_interval():
+    ev = action("EV", "ev", 1, pct=100, rebound_min=60, rebound_pct=100)
+    targets = [10.0, 0.0, 10.0, 0.0]
+    plan = plan_facility([Interval(START + i * SLOT, 100.0, t, dict(OFFICE)) for i, t in enumerate(targets)], [ev], EARLY)
+    assert shed_by(plan) == {"EV": [10.0, 10.0]}
+    # Each run sheds 10 kW × 0.25 h = 2.5 kWh and gives it back over the hour after it
+    # stops (from intervals 3 and 5): 2.5 kW a quarter-hour; where the hours overlap, one
+    # step of 5 kW. Two steps of one action in one interval broke the plan's grain.
+    rebound = [(step.start, step.shed_kw) for step in plan.steps if step.phase == "rebound"]
+    assert rebound == [(START + k * SLOT, kw) for k, kw in zip(range(2, 8), [-2.5, -2.5, -5.0, -5.0, -2.5, -2.5], strict=True)]
+    # The second run's interval needed its target plus the first run's rebound: 12.5 kW, 10 shed.
+    assert [i.shortfall_kw for i in plan.intervals] == [0.0, 0.0, 2.5, 0.0]
+
+
 def test_a_battery_stays_within_its_power_and_energy_and_never_exports():
     battery = action("BATT", "battery", 1, kw=5, energy_kwh=10, rebound_min=240, rebound_pct=100)
     home = [Interval(START + i * SLOT, 6.0, 5.5, {"hvac": 3.0, "plug": 3.0}) for i in range(12)]

@@ -3,6 +3,7 @@ dynamic partition and a run request keyed by event and version, and the baseline
 run on that partition writes each facility's 15-minute baseline, the 10-in-10 CBL
 checked here against the same average computed in SQL on the facility's wall clock."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -12,8 +13,9 @@ from dagster import DagsterInstance, SkipReason, build_sensor_context, materiali
 from assets.demand_response import dr_baseline
 from assets.forecasting import load_forecast
 from resources.postgres import PostgresResource
+from resources.sql_files import statements
 from sensors.dr_sensor import BATCH, PLAN_RUNS, dr_events_sensor
-from tests.conftest import FLEET_END, add_dr_event, dr_run, own_warehouse, undocumented_columns
+from tests.conftest import FLEET_END, add_dr_event, dr_run, own_warehouse, undocumented_columns, wait_for
 
 
 def evaluate(database, cursor, instance=None):
@@ -145,6 +147,48 @@ def test_an_evaluation_reads_at_most_a_batch_and_the_next_takes_the_rest(inbox):
     seen = list(first.dynamic_partitions_requests[0].partition_keys) + list(second.dynamic_partitions_requests[0].partition_keys)
     assert len(seen) == len(set(seen)) == BATCH + 5
     assert len(first.run_requests) == PLAN_RUNS and len(second.run_requests) == PLAN_RUNS
+
+
+def test_an_event_that_commits_after_a_later_one_is_not_skipped(inbox):
+    """Receivers store side by side: the one that drew the smaller inbox id may commit
+    last. The sensor waits for it instead of moving its cursor past it (a burst of 1,000
+    lost one this way)."""
+    database, engine = inbox
+    build_plan_inputs(engine)
+    start = FLEET_END - timedelta(hours=3)
+    insert = statements("dr_inbox.sql")["insert_event"]
+
+    def event(event_id: str) -> dict:
+        return {
+            "event_id": event_id, "version": "v1", "source": "utility", "facility_ids": ["F-A"], "event_start": start,
+            "event_end": start + timedelta(hours=1), "target_reduction_pct": 10, "target_reduction_kw": None,
+            "intervals": None, "payload": "{}", "delivery_id": None, "status": "received",
+        }
+
+    def sensor_waits() -> bool:
+        with engine.connect() as conn:
+            return conn.scalar(sa.text(
+                "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+                " and database = (select oid from pg_database where datname = current_database())"
+            )) > 0
+
+    slow = engine.raw_connection()  # a receiver still inside its transaction
+    try:
+        with slow.cursor() as cur:
+            cur.execute(insert, event("RACE-1"))
+            first_id = cur.fetchone()[0]
+        with engine.begin() as conn, conn.connection.driver_connection.cursor() as cur:
+            cur.execute(insert, event("RACE-2"))  # a later id, committed first
+            assert cur.fetchone()[0] > first_id
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            evaluation = pool.submit(evaluate, database, "0")
+            wait_for(sensor_waits, 60, "the sensor to wait for the store in flight")
+            slow.commit()
+            result = evaluation.result(timeout=120)
+    finally:
+        slow.close()
+    assert list(result.dynamic_partitions_requests[0].partition_keys) == ["RACE-1@v1", "RACE-2@v1"]
+    assert covered(result, ["RACE-1@v1", "RACE-2@v1"]) == ["RACE-1@v1", "RACE-2@v1"]
 
 
 def test_a_version_planned_already_is_not_planned_again_from_an_earlier_cursor(inbox):

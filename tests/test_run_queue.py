@@ -43,7 +43,7 @@ def dequeue(instance) -> list[str]:
     return [run.job_name for run in launched]
 
 
-def test_a_dr_plan_finds_a_run_slot_when_the_automation_fills_the_queue(instance):
+def test_dr_plans_find_both_their_run_slots_when_the_automation_fills_the_queue(instance):
     # More of the platform's own runs than there are slots, tagged as they are launched:
     # the automation sensor's runs and the schedules' jobs.
     background = ["telemetry_job", "prices_job", "weather_and_carbon_job", "load_forecast_job", "incremental_marts_job"]
@@ -54,9 +54,11 @@ def test_a_dr_plan_finds_a_run_slot_when_the_automation_fills_the_queue(instance
     started = dequeue(instance)
     assert 0 < len(started) < max_runs, "the platform's own runs took every slot"
 
-    # A utility's event: the DR sensor's run goes ahead of the automation still queued.
+    # A utility's burst: the DR sensor's two runs go ahead of the automation still queued,
+    # side by side (with one slot, a burst's second half waited for the first).
     queue(instance, "dr_plan_job", DR_RUN_TAGS)
-    assert dequeue(instance) == ["dr_plan_job"]
+    queue(instance, "dr_plan_job", DR_RUN_TAGS)
+    assert dequeue(instance) == ["dr_plan_job", "dr_plan_job"]
 
 
 
