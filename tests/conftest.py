@@ -92,6 +92,24 @@ def drop_database(server: Database, database: Database) -> None:
 
 
 @contextlib.contextmanager
+def generated_instance(server: Database, home: Path, prefix: str):
+    """A Dagster instance as `wattline` generates it (orchestration/runtime.py), its
+    storage a new database of its own, dropped after."""
+    from dagster import DagsterInstance
+
+    from orchestration.runtime import write_dagster_yaml
+
+    storage = create_database(server, prefix)
+    write_dagster_yaml(home, storage)
+    instance = DagsterInstance.from_config(str(home))
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+        drop_database(server, storage)
+
+
+@contextlib.contextmanager
 def own_warehouse(server: Database, prefix: str):
     """A new warehouse of a test module's own (the raw tables, no models), for worlds
     that must not leak into other modules'; yields (database, engine), dropped after."""

@@ -7,26 +7,18 @@ import signal
 
 import psutil
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, reconstructable
+from dagster import DagsterEventType, DagsterRunStatus, reconstructable
 from dagster._core.launcher import WorkerStatus
 
 from orchestration.run_launcher import WARM_WORKER_TAG, WattlineRunLauncher
-from orchestration.runtime import write_dagster_yaml
-from tests.conftest import create_database, drop_database, wait_for
+from tests.conftest import generated_instance, wait_for
 from tests.warm_jobs import held_job
 
 
 @pytest.fixture(scope="module")
 def instance(pg_server, tmp_path_factory):
-    storage = create_database(pg_server, "dagster_launcher")
-    home = tmp_path_factory.mktemp("launcher")
-    write_dagster_yaml(home, storage)
-    instance = DagsterInstance.from_config(str(home))
-    try:
+    with generated_instance(pg_server, tmp_path_factory.mktemp("launcher"), "dagster_launcher") as instance:
         yield instance
-    finally:
-        instance.dispose()
-        drop_database(pg_server, storage)
 
 
 def launch(instance, tmp_path, queue: str):

@@ -3,28 +3,21 @@ runs (the automation, schedules) never take every slot, so a DR plan, which a ut
 waits on, is launched at the next dequeue even when the automation has more to run."""
 
 import pytest
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster import DagsterRun, DagsterRunStatus
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.utils import make_new_run_id
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
 from orchestration.conditions import wattline_automation
 from orchestration.definitions import defs
-from orchestration.runtime import write_dagster_yaml
 from sensors.dr_sensor import DR_RUN_TAGS
-from tests.conftest import create_database, drop_database
+from tests.conftest import generated_instance
 
 
 @pytest.fixture
 def instance(pg_server, tmp_path):
-    storage = create_database(pg_server, "dagster_queue")
-    write_dagster_yaml(tmp_path, storage)
-    instance = DagsterInstance.from_config(str(tmp_path))
-    try:
+    with generated_instance(pg_server, tmp_path, "dagster_queue") as instance:
         yield instance
-    finally:
-        instance.dispose()
-        drop_database(pg_server, storage)
 
 
 def queue(instance, job_name: str, tags: dict) -> DagsterRun:
