@@ -155,7 +155,8 @@ quarters as (
     select
         load.facility_id,
         load.end_use,
-        load.interval_start at time zone facility.timezone as local_start,
+        extract(isodow from load.interval_start at time zone facility.timezone) >= 6 as weekend,
+        (load.interval_start at time zone facility.timezone)::time as local_time,
         load.avg_kw
     from facility
     join intermediate.int_meter_load_15min as load on load.facility_id = facility.facility_id
@@ -164,14 +165,9 @@ quarters as (
       and load.interval_start < %(window_end)s
 ),
 by_use as (
-    select
-        facility_id,
-        extract(isodow from local_start) >= 6 as weekend,
-        local_start::time as local_time,
-        end_use,
-        avg(avg_kw) as avg_kw
+    select facility_id, weekend, local_time, end_use, avg(avg_kw) as avg_kw
     from quarters
-    group by 1, 2, 3, 4
+    group by facility_id, weekend, local_time, end_use
 )
 select facility_id, weekend, local_time, end_use,
        avg_kw / nullif(sum(avg_kw) over (partition by facility_id, weekend, local_time), 0) as share
