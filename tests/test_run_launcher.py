@@ -4,6 +4,7 @@ defect 19: a spawned interpreter per plan run cost 10 s of a utility's wait)."""
 
 import os
 import signal
+import uuid
 
 import psutil
 import pytest
@@ -22,7 +23,8 @@ def instance(pg_server, tmp_path_factory):
 
 
 def launch(instance, tmp_path, queue: str):
-    release = tmp_path / f"release-{queue}"
+    # One release file per run: a second run of a test must not find the first one's.
+    release = tmp_path / f"release-{queue}-{uuid.uuid4().hex[:8]}"
     run = instance.create_run_for_job(
         held_job, job_code_origin=reconstructable(held_job).get_python_origin(), tags={"wattline/queue": queue},
         run_config={"ops": {"hold_until_released": {"config": {"path": str(release)}}}},
