@@ -156,12 +156,8 @@ def execute_warm_run(instance_ref, run_id: str) -> None:
     from dagster._utils.interrupts import capture_interrupts
 
     with capture_interrupts(), DagsterInstance.from_ref(instance_ref) as instance:
-        # Dagster's PostgreSQL storage connects anew for every event it stores; a burst's
-        # plan run stores thousands (a materialisation per event version and asset), and
-        # connecting was a third of that. One pooled connection for the run's life instead
-        # (what the webserver holds); a connection lost to a database restart fails the run
-        # as a dropped one would, and run_retries relaunches it.
-        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+        # The instance's storage pools its connections (orchestration/dagster_storage.py):
+        # a burst's plan run stores thousands of events.
         run = instance.get_run_by_id(run_id)
         if run is None:
             raise RuntimeError(f"run {run_id} not found in the instance the warm worker was given")

@@ -120,12 +120,12 @@ def test_dagster_yaml_keeps_passwords_out_of_the_file(tmp_path):
     text = path.read_text()
     assert "hunter2" not in text
     config = yaml.safe_load(text)
-    assert config["storage"]["postgres"]["postgres_url"] == {"env": DAGSTER_STORAGE_ENV}
+    assert config["storage"]["custom"]["config"]["postgres_url"] == {"env": DAGSTER_STORAGE_ENV}
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
 
     path = write_dagster_yaml(tmp_path, Database(url="postgresql://postgres:@/dagster?host=/tmp/sock"))
     config = yaml.safe_load(path.read_text())
-    assert config["storage"]["postgres"]["postgres_url"].startswith("postgresql+psycopg2://postgres:@/dagster?host=/tmp/sock&connect_timeout=10")
+    assert config["storage"]["custom"]["config"]["postgres_url"].startswith("postgresql+psycopg2://postgres:@/dagster?host=/tmp/sock&connect_timeout=10")
     # Run monitoring can tell a dead run worker (issue 18).
     assert config["run_launcher"]["class"] == "WattlineRunLauncher"
     assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["poll_interval_seconds"] <= 30
