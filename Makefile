@@ -19,7 +19,9 @@ PYTEST_ARGS ?=
 demo: $(MANIFEST)
 	$(BIN)/wattline demo $(ARGS)
 
+# Lint first (one style, configured in pyproject.toml), then the suite.
 test: $(MANIFEST) browser
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Every benchmark at a 2-core size (about 20 minutes), then one table of every figure

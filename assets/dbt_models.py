@@ -38,7 +38,7 @@ from dagster_shared.record import replace
 from assets.budget_burndown import with_burn_down
 from orchestration.conditions import after_inputs, after_open_hour, after_slow_inputs
 from orchestration.partitions import hourly_partitions
-from resources.dbt import dbt_project
+from resources.dbt import dbt_project, prepared_manifest
 from resources.postgres import PostgresResource
 
 INCREMENTAL = "config.materialized:incremental"
@@ -159,7 +159,7 @@ def partition_window_vars(window: TimeWindow) -> dict[str, str]:
 
 
 @dbt_assets(
-    manifest=dbt_project.manifest_path,
+    manifest=prepared_manifest(),
     select=INCREMENTAL,
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
@@ -176,7 +176,7 @@ def dbt_incremental_models(context: AssetExecutionContext, dbt: DbtCliResource, 
 
 
 @dbt_assets(
-    manifest=dbt_project.manifest_path,
+    manifest=prepared_manifest(),
     exclude=DOWNSTREAM_OF_INCREMENTAL,
     dagster_dbt_translator=WattlineDbtTranslator(after_slow_inputs()),
     project=dbt_project,
@@ -188,7 +188,7 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, postgres: Po
 
 
 @dbt_assets(
-    manifest=dbt_project.manifest_path,
+    manifest=prepared_manifest(),
     select=DOWNSTREAM_OF_INCREMENTAL,
     exclude=INCREMENTAL,
     dagster_dbt_translator=WattlineDbtTranslator(after_inputs(AssetSelection.assets(dbt_incremental_models))),

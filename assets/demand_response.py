@@ -509,7 +509,8 @@ def plan_plot(facility_id: str, plan, figures: PlanFigures) -> bytes:
     axes.stairs([i.baseline_kw for i in plan.intervals], starts, baseline=None, color="black", linewidth=1.4, label="baseline")
     axes.stairs([i.expected_kw for i in plan.intervals], starts, baseline=None, color="#08519c", linewidth=1.8, label="planned load")
     # Over the planned load, which it equals where the plan meets the target.
-    axes.stairs([i.baseline_kw - i.target_kw for i in plan.intervals], starts, baseline=None, color="#fd8d3c", linestyle="--", linewidth=1.4, label="target load")
+    axes.stairs([i.baseline_kw - i.target_kw for i in plan.intervals], starts, baseline=None,
+                color="#fd8d3c", linestyle="--", linewidth=1.4, label="target load")
     axes.set_xlim(x0, x1)
     axes.set_ylim(y0, y1)
     axes.set_ylabel("kW", fontsize=9)

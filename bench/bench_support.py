@@ -164,7 +164,9 @@ def fill(database: Database, simulator_url: str, days: int, label: str, bi_passw
     with engine.connect() as conn:
         readings = conn.scalar(sa.text("select count(*) from raw.meter_readings"))
         missing = [
-            table for table in ("fct_load_15min", "fct_load_hourly", "fct_load_daily", "fct_carbon_budget_status", "fct_emissions_hourly", "fct_energy_cost_hourly")
+            table for table in (
+                "fct_load_15min", "fct_load_hourly", "fct_load_daily", "fct_carbon_budget_status", "fct_emissions_hourly", "fct_energy_cost_hourly",
+            )
             if conn.scalar(sa.text("select to_regclass(:t)"), {"t": f"marts.{table}"}) is None
         ]
     engine.dispose()

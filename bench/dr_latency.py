@@ -300,6 +300,8 @@ def stage_seconds(engine: sa.Engine, sent_at: dict[str, float]) -> tuple[dict[st
     started), plan (→ the plan committed); and the runs."""
     from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
+    from orchestration.partitions import dr_partition_key
+
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
             "select event_id, version, extract(epoch from received_at), extract(epoch from planned_at) "
@@ -319,7 +321,7 @@ def stage_seconds(engine: sa.Engine, sent_at: dict[str, float]) -> tuple[dict[st
             if first in position and last in position:
                 runs.append((position[first], position[last], record))
         for event_id, version, received, planned in rows:
-            index = position.get(f"{event_id}@{version}")
+            index = position.get(dr_partition_key(event_id, version))
             record = next((r for lo, hi, r in runs if index is not None and lo <= index <= hi), None)
             if record is None or planned is None:
                 continue
@@ -354,11 +356,12 @@ def in_process_plan(database, engine: sa.Engine, event_id: str) -> float:
     from dagster import DagsterInstance, materialize
 
     from assets.demand_response import dr_baseline, dr_reduction_plan
+    from orchestration.partitions import dr_partition_key
     from resources.postgres import PostgresResource
 
     with engine.connect() as conn:
         version = conn.scalar(sa.text("select version from ops.dr_events where event_id = :e"), {"e": event_id})
-    key = f"{event_id}@{version}"
+    key = dr_partition_key(event_id, version)
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("dr_events", [key])
     times = []

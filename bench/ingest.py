@@ -49,11 +49,11 @@ def main() -> None:
         parser.error("--minutes must be whole hours: partitions are hourly")
 
     os.environ.setdefault("WATTLINE_HOME", tempfile.mkdtemp(prefix="wattline-bench-"))
+    from bench_support import fresh_database
     from dagster import DagsterInstance, materialize
 
     from assets.registry import facilities, meters
     from assets.telemetry import meter_readings
-    from bench_support import fresh_database
     from orchestration.runs import hourly_range_tags
     from resources.postgres import PostgresResource
     from resources.telemetry_api import TelemetryApiResource

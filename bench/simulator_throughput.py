@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+from _report import report
 from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from _report import report
 from simulator.config import SimulatorConfig
 from simulator.fleet import build_fleet, facilities_for_meters
 from simulator.readings import ReadingGenerator

@@ -108,7 +108,8 @@ def main() -> None:
     )
     print()
     partitions = RETENTION_DAYS * (24 + 1)  # 24 hour partitions and their day table
-    print(f"| meters | interval | readings/day | rows/s (avg) | rows per hour partition | GB/day raw | node share (ingest + rollup) | raw GB for {RETENTION_DAYS} days | run on |")
+    print("| meters | interval | readings/day | rows/s (avg) | rows per hour partition | GB/day raw | node share (ingest + rollup) "
+          f"| raw GB for {RETENTION_DAYS} days | run on |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for row in figures["projection"]:
         print(

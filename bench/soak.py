@@ -277,10 +277,10 @@ class LagSampler(threading.Thread):
         while not self._stopping.wait(5):
             try:
                 with self.engine.connect() as conn:
-                    newest = conn.scalar(sa.text((
+                    newest = conn.scalar(sa.text(
                         # The last two hours' partitions only: the rest cannot hold the newest.
                         "select extract(epoch from now() - max(ts)) from raw.meter_readings where ts > now() - interval '2 hours'"
-                    )))
+                    ))
             except sa.exc.SQLAlchemyError:
                 continue  # the database restart: the lag shows in the next sample
             if newest is not None:

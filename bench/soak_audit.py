@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import sqlalchemy as sa
-
 from soak_inject import WebhookLedger
 
 # The closed-hour schedule reloads an hour for 15 minutes after it ends: by then it is whole.
@@ -215,6 +214,8 @@ def demand_response(engine: sa.Engine, instance, ledger: WebhookLedger) -> dict:
     materialised more than once; anything stored for a refused request."""
     from dagster import AssetKey
 
+    from orchestration.partitions import dr_partition_key
+
     event_ids = list(ledger.valid_bodies)
     with engine.connect() as conn:
         stored = conn.execute(sa.text(
@@ -223,7 +224,7 @@ def demand_response(engine: sa.Engine, instance, ledger: WebhookLedger) -> dict:
         rejected_stored = conn.scalar(sa.text(
             "select count(*) from ops.dr_events where event_id = any(:ids)"
         ), {"ids": list(ledger.hostile_ids)})
-    keys = {f"{event_id}@{version}" for event_id, version, _ in stored}
+    keys = {dr_partition_key(event_id, version) for event_id, version, _ in stored}
     plan_counts = materialisations_by_partition(instance, AssetKey(["marts", "fct_dr_reduction_plan"]), keys)
     return {
         "webhooks_sent": ledger.deliveries,

@@ -1,5 +1,7 @@
 """Partitions shared by the source assets and the dbt models built on them."""
 
+from urllib.parse import quote, unquote
+
 from dagster import (
     DailyPartitionsDefinition,
     DynamicPartitionsDefinition,
@@ -29,10 +31,17 @@ dr_event_partitions = DynamicPartitionsDefinition(name="dr_events")
 
 
 def dr_partition_key(event_id: str, version: str) -> str:
-    return f"{event_id}@{version}"
+    """The dr_events partition key of an event version: `<event id>@<version>`, the event
+    id's own `%` and `@` percent-encoded. Both an id and a version may hold `@` (the
+    receiver's identifier rule), so only the first `@` of a key may end the id."""
+    return f"{quote(event_id, safe=_ID_SAFE)}@{version}"
 
 
 def dr_event_version(partition_key: str) -> tuple[str, str]:
-    """The event id and version a dr_events partition key names."""
+    """The event id and version a dr_events partition key names (dr_partition_key's inverse)."""
     event_id, _, version = partition_key.partition("@")
-    return event_id, version
+    return unquote(event_id), version
+
+
+# Everything an event id may hold is kept as it is but `%` and `@`.
+_ID_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%@")

@@ -126,7 +126,11 @@ def _report(dropped: list[tuple[date, int]], kept: list[tuple[date, str]], trimm
     return "\n".join(lines)
 
 
-@job(tags=BACKGROUND_RUN_TAGS, description="Drop raw telemetry day partitions past WATTLINE_RETENTION_RAW_DAYS once their hourly rollups exist, and trim marts past WATTLINE_RETENTION_MARTS_DAYS.")
+@job(
+    tags=BACKGROUND_RUN_TAGS,
+    description="Drop raw telemetry day partitions past WATTLINE_RETENTION_RAW_DAYS once their hourly rollups exist, "
+    "and trim marts past WATTLINE_RETENTION_MARTS_DAYS.",
+)
 def retention_job():
     apply_retention()
 

@@ -45,11 +45,19 @@ class Page:
 
 
 PAGES = [
-    Page("lineage", "/asset-groups", "telemetry", "Global lineage: every Wattline asset group, from the sources (registry, telemetry, weather, grid) through staging and intermediate to the marts, the forecast and demand response."),
+    Page("lineage", "/asset-groups", "telemetry",
+         "Global lineage: every Wattline asset group, from the sources (registry, telemetry, "
+         "weather, grid) through staging and intermediate to the marts, the forecast and demand response."),
     Page("catalog", "/assets", "intermediate", "The asset catalog: each table with its description, group, latest materialisation and checks."),
-    Page("marts", "/locations/wattline/asset-groups/marts", "fct_load_hourly", "The marts group: each mart's latest event, asset checks, partitions and automation.", tab="List"),
-    Page("telemetry", "/assets/raw/meter_readings", "meter_readings", "An hourly partitioned source: freshness, automation condition and the latest load's metadata."),
-    Page("automation", "/automation", "wattline_automation", "Automation: the declarative automation sensor, the source and settlement schedules, the DR and alert sensors."),
+    Page("marts", "/locations/wattline/asset-groups/marts", "fct_load_hourly",
+         "The marts group: each mart's latest event, "
+         "asset checks, partitions and automation.", tab="List"),
+    Page("telemetry", "/assets/raw/meter_readings", "meter_readings",
+         "An hourly partitioned source: freshness, "
+         "automation condition and the latest load's metadata."),
+    Page("automation", "/automation", "wattline_automation",
+         "Automation: the declarative automation sensor, the "
+         "source and settlement schedules, the DR and alert sensors."),
     Page("runs", "/runs", "Runs", "Runs: the demo's, then those the schedules, the automation and the DR sensor launch on their own."),
 ]
 

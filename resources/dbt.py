@@ -26,6 +26,19 @@ dbt_project = DbtProject(
 dbt_project.prepare_if_dev()
 
 
+def prepared_manifest() -> Path:
+    """The manifest `make` prepared. A code location loaded before it was (`dagster dev`
+    or `dagster definitions validate` straight after a clone) is told how to prepare it,
+    not only that a file is missing."""
+    path = dbt_project.manifest_path
+    if not path.exists():
+        raise FileNotFoundError(
+            f"the dbt manifest {path} has not been prepared: run `make manifest` (or `wattline prepare` "
+            "in the project's environment) and load the code location again"
+        )
+    return path
+
+
 def dbt_executable() -> str:
     """dbt from this interpreter's environment, so an unactivated .venv still finds it."""
     beside_python = Path(sys.executable).parent / "dbt"

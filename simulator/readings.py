@@ -313,7 +313,9 @@ class ReadingGenerator:
             if chunk:
                 yield chunk
 
-    def ndjson(self, start: datetime, end: datetime, now: datetime, modes: list[ModeWindow | LoadShift], meter_mask: np.ndarray | None = None) -> Iterator[bytes]:
+    def ndjson(
+        self, start: datetime, end: datetime, now: datetime, modes: list[ModeWindow | LoadShift], meter_mask: np.ndarray | None = None,
+    ) -> Iterator[bytes]:
         """The same readings as newline-delimited JSON objects (NaN as null)."""
         chunks = self.csv(start, end, now, modes, meter_mask)
         header = next(chunks)
@@ -321,7 +323,10 @@ class ReadingGenerator:
             frame = pd.read_csv(io.BytesIO(header + chunk), dtype={"ts": str, "meter_id": str, "facility_id": str, "energy_source": str})
             yield frame.to_json(orient="records", lines=True).encode()
 
-    def frame(self, start: datetime, end: datetime, now: datetime, modes: list[ModeWindow | LoadShift] | None = None, meter_mask: np.ndarray | None = None) -> pd.DataFrame:
+    def frame(
+        self, start: datetime, end: datetime, now: datetime, modes: list[ModeWindow | LoadShift] | None = None,
+        meter_mask: np.ndarray | None = None,
+    ) -> pd.DataFrame:
         """The window as a DataFrame, parsed from the very CSV the API serves (ts as
         UTC timestamps). For tests and notebooks: the CSV path is the fast one."""
         body = b"".join(self.csv(start, end, now, modes or [], meter_mask))

@@ -159,7 +159,8 @@ def test_a_new_platform_fills_itself_and_the_marts_follow_each_reload_of_the_ope
 def test_the_schedules_run_by_default_and_their_partitions_exist():
     registry = requests_at(daily_registry, datetime(2026, 3, 2, 3, 15, tzinfo=UTC))
     assert len(registry) == 1 and registry[0].partition_key is None
-    for name in ("open_hour_telemetry", "five_minute_prices", "hourly_weather_and_carbon", "daily_registry", "hourly_marts_settlement", "daily_marts_settlement"):
+    for name in ("open_hour_telemetry", "five_minute_prices", "hourly_weather_and_carbon", "daily_registry",
+                 "hourly_marts_settlement", "daily_marts_settlement"):
         assert defs.resolve_schedule_def(name).default_status.value == "RUNNING"
     # Each requested key is a partition of the job's assets (the open hour included).
     job = defs.resolve_job_def("telemetry_job")

@@ -11,9 +11,9 @@ from dagster import TimeWindow, materialize
 
 from assets.dbt_models import dbt_incremental_models, dbt_models, partition_window_vars
 from orchestration.runs import hourly_range_tags
-from resources.readings_loader import ReadingRules, load_hour
 from resources.dbt import dbt_cli
 from resources.postgres import PostgresResource
+from resources.readings_loader import ReadingRules, load_hour
 from resources.telemetry_api import READING_COLUMNS
 
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)

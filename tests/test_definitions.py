@@ -57,6 +57,20 @@ def test_workspace_validates_with_the_dagster_cli(dbt_manifest):
     assert "wattline" in out.stdout + out.stderr
 
 
+def test_validating_before_the_manifest_is_prepared_says_how_to_prepare_it(tmp_path):
+    """`dagster definitions validate` straight after a clone, before `make` prepared the
+    manifest: the error names the command to run, not only a missing file."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "WATTLINE_"))}
+    # A manifest folder nothing was prepared in, as on a fresh clone.
+    env["WATTLINE_DBT_TARGET_PATH"] = str(tmp_path / "target")
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert out.returncode != 0
+    assert "has not been prepared: run `make manifest`" in out.stdout + out.stderr
+
+
 def test_heavy_libraries_are_not_imported_at_load(dbt_manifest):
     code = (
         "import sys, json; import orchestration.definitions; "

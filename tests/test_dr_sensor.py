@@ -12,6 +12,7 @@ from dagster import DagsterInstance, SkipReason, build_sensor_context, materiali
 
 from assets.demand_response import dr_baseline
 from assets.forecasting import load_forecast
+from orchestration.partitions import dr_event_version, dr_partition_key
 from resources.postgres import PostgresResource
 from resources.sql_files import statements
 from sensors.dr_sensor import BATCH, PLAN_RUNS, dr_events_sensor
@@ -213,7 +214,7 @@ EVENT_END = EVENT_START + timedelta(hours=2)
 
 
 def baseline_rows(engine, key):
-    event_id, _, version = key.partition("@")
+    event_id, version = dr_event_version(key)
     with engine.connect() as conn:
         return conn.execute(sa.text(
             "select * from marts.fct_dr_baseline where event_id = :e and version = :v order by facility_id, interval_start"
@@ -222,6 +223,26 @@ def baseline_rows(engine, key):
 
 def run_baseline(database, key):
     return dr_run(database, [dr_baseline], key)
+
+
+def test_an_event_id_holding_an_at_sign_is_planned_as_itself(simulated_fleet):
+    """`@` is allowed in event ids and versions; the partition key `<id>@<version>` must
+    still name the event it came from, not the one its first `@` would cut out."""
+    database, engine = simulated_fleet
+    # Cut at its first `@`, event EV@1 version 3 reads as this one: event EV, version 1@3.
+    add_dr_event(engine, "AT-EV", "1@3", ["FAC-0002"], EVENT_START, EVENT_END)
+    add_dr_event(engine, "AT-EV@1", "3", ["FAC-0001"], EVENT_START, EVENT_END)
+    key = dr_partition_key("AT-EV@1", "3")
+    assert dr_event_version(key) == ("AT-EV@1", "3")
+    assert dr_event_version(dr_partition_key("AT-EV", "1@3")) == ("AT-EV", "1@3")
+    assert key != dr_partition_key("AT-EV", "1@3")
+
+    assert run_baseline(database, key).success
+    with engine.connect() as conn:
+        planned = conn.execute(sa.text(
+            "select distinct event_id, version, facility_id from marts.fct_dr_baseline where event_id like 'AT-EV%'"
+        )).all()
+    assert planned == [("AT-EV@1", "3", "FAC-0001")]
 
 
 def sql_cbl(engine, facility_id, timezone, days, slot):

@@ -228,7 +228,8 @@ def test_rerun_replaces_the_forecast_exactly(fleet):
     first = forecast_rows(engine)
     assert run_forecast(database, as_of=END.isoformat()).success
     again = forecast_rows(engine)
-    key = lambda r: (r["facility_id"], r["interval_start"])
+    def key(r):
+        return r["facility_id"], r["interval_start"]
     assert [key(r) for r in again] == [key(r) for r in first]
     assert all(b["created_at"] > a["created_at"] for a, b in zip(first, again, strict=True))
     assert all(row["warm_started"] for row in backtest_rows(engine, END).values())

@@ -98,7 +98,10 @@ EVENT_STARTS = st.builds(
     st.integers(0, (MAX_LEAD - timedelta(days=1)) // PLAN_INTERVAL), OFFSETS,
 )
 EVENT_DURATIONS = st.integers(1, MAX_EVENT_DURATION // PLAN_INTERVAL).map(lambda quarters: quarters * PLAN_INTERVAL)
-NON_STRINGS = st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.booleans() | st.lists(st.integers(), max_size=2) | st.dictionaries(TEXT, st.integers(), max_size=2)
+NON_STRINGS = (
+    st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.booleans()
+    | st.lists(st.integers(), max_size=2) | st.dictionaries(TEXT, st.integers(), max_size=2)
+)
 NON_NUMBERS = TEXT | st.booleans() | st.lists(st.integers(), max_size=2) | st.dictionaries(TEXT, st.integers(), max_size=2)
 ALLOWED_CHARACTER = re.compile(r"[A-Za-z0-9._:+/@-]")
 FORBIDDEN_CHARACTERS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00").filter(lambda c: not ALLOWED_CHARACTER.fullmatch(c))
@@ -301,7 +304,8 @@ def _facility_mutation(draw, sent: Sent, kind: str):
     if kind == "missing":
         return _with(sent.body, facility_ids=DROP), ("facility_ids must be a non-empty list",)
     if kind == "not a list":
-        return _with(sent.body, facility_ids=draw(TEXT | st.integers() | st.dictionaries(TEXT, TEXT, max_size=2) | st.none() | st.just([]))), ("facility_ids must be a non-empty list",)
+        facility_ids = draw(TEXT | st.integers() | st.dictionaries(TEXT, TEXT, max_size=2) | st.none() | st.just([]))
+        return _with(sent.body, facility_ids=facility_ids), ("facility_ids must be a non-empty list",)
     if kind == "id not a string":
         ids[at] = draw(NON_STRINGS | st.none())
         return _with(sent.body, facility_ids=ids), ("each facility id must be a non-empty string",)
@@ -317,7 +321,10 @@ def _other_mutation(draw, sent: Sent, kind: str):
         name = draw(TEXT.filter(lambda k: k and k not in ALLOWED_FIELDS))
         return {**sent.body, name: draw(st.integers() | TEXT)}, ("unknown fields", name)
     if kind == "version not a string":
-        version = draw(st.floats(allow_nan=False, allow_infinity=False) | st.booleans() | st.lists(st.integers(), max_size=2) | st.dictionaries(TEXT, TEXT, max_size=1) | st.just(""))
+        version = draw(
+            st.floats(allow_nan=False, allow_infinity=False) | st.booleans() | st.lists(st.integers(), max_size=2)
+            | st.dictionaries(TEXT, TEXT, max_size=1) | st.just("")
+        )
         return _with(sent.body, version=version), ("version must be a non-empty string",)
     return _with(sent.body, version=draw(bad_identifiers() | st.integers(max_value=-1))), ("version may hold only letters, digits",)
 
@@ -686,7 +693,8 @@ GARBAGE = st.one_of(
     # A quote that does not close on its line: a stray one, or a quoted line break's first half.
     st.tuples(st.just("malformed_row"), st.sampled_from(READING_COLUMNS), st.sampled_from(['"2.5', '2.5"', '"FZ-M1', 'gr"id', '"a""b', '"a,b'])),
     st.tuples(st.just("malformed_value"), st.sampled_from(DOUBLES), quotable(st.sampled_from(["lots", "1.2.3", "12kWh", "--1", "1e", "e5", "."]))),
-    st.tuples(st.just("malformed_value"), st.just("ts"), quotable(st.sampled_from(["2025-13-03T10:00:00Z", "2025-03-32T10:00:00Z", "2025-03-03T10:61:00Z", "sometime", "10:15"]))),
+    st.tuples(st.just("malformed_value"), st.just("ts"),
+              quotable(st.sampled_from(["2025-13-03T10:00:00Z", "2025-03-32T10:00:00Z", "2025-03-03T10:61:00Z", "sometime", "10:15"]))),
     st.tuples(st.just("malformed_value"), st.just("interval_s"), quotable(st.sampled_from(["1.5", "99999999999", "sixty", "60s"]))),
     # A quoted "" is the empty string, which no number or timestamp is (unquoted, it is null).
     st.tuples(st.just("malformed_value"), st.sampled_from(["ts", "interval_s", *DOUBLES]), st.just('""')),
@@ -703,8 +711,10 @@ RULE_BREAKS = st.one_of(
     st.tuples(st.just("not_a_number"), st.sampled_from(["energy_kwh", "active_power_kw", "power_factor", "voltage_v"]),
               quotable(st.sampled_from(["NaN", "nan", "Infinity", "-Infinity", "inf", "-inf"]))),
     st.tuples(st.just("negative_energy"), st.just("energy_kwh"), quotable(st.floats(-1e6, -1e-300).map(repr))),
-    st.tuples(st.just("power_factor_out_of_range"), st.just("power_factor"), quotable((st.floats(1, 100, exclude_min=True) | st.floats(-100, -1e-300)).map(repr))),
-    st.tuples(st.just("voltage_out_of_band"), st.just("voltage_v"), quotable((st.floats(-1e3, 80, exclude_max=True) | st.floats(600, 1e5, exclude_min=True)).map(repr))),
+    st.tuples(st.just("power_factor_out_of_range"), st.just("power_factor"),
+              quotable((st.floats(1, 100, exclude_min=True) | st.floats(-100, -1e-300)).map(repr))),
+    st.tuples(st.just("voltage_out_of_band"), st.just("voltage_v"),
+              quotable((st.floats(-1e3, 80, exclude_max=True) | st.floats(600, 1e5, exclude_min=True)).map(repr))),
     st.tuples(st.just("future_timestamp"), st.just("ts"), st.integers(0, 3599)),
     st.tuples(st.just("outside_window"), st.just("ts"), st.integers(-3600, -1) | st.integers(3600, 7199)),
     st.tuples(st.just("unknown_meter"), st.just("meter_id"),
@@ -784,7 +794,7 @@ def csv_line(row: Row, fields: dict[str, str], columns: list[str]) -> str:
 
 
 def delivered_body(rows: list[Row], fields: list[dict[str, str]], columns: list[str], newline: str) -> bytes:
-    lines = [",".join(columns), *(csv_line(row, f, columns) for row, f in zip(rows, fields))]
+    lines = [",".join(columns), *(csv_line(row, f, columns) for row, f in zip(rows, fields, strict=True))]
     return (newline.join(lines) + newline).encode("utf-8", "surrogateescape")
 
 
@@ -828,7 +838,7 @@ def test_no_delivery_stops_the_load_and_every_row_lands_once(fuzz_database, deli
     assert result.loaded == rules.count(None)
     assert result.rejected == Counter(rule for rule in rules if rule)
     assert result.slow_path == any(rule in SLOW_PATH_RULES for rule in rules)
-    good = {unquoted(f["energy_source"]): row for row, f, rule in zip(delivery.rows, fields, rules) if rule is None}
+    good = {unquoted(f["energy_source"]): row for row, f, rule in zip(delivery.rows, fields, rules, strict=True) if rule is None}
     assert loaded.keys() == good.keys()
     for tag, row in good.items():
         assert_loaded_as_generated(loaded[tag], row, hour)

@@ -98,7 +98,8 @@ def same_rows(left: list[tuple], right: list[tuple]) -> bool:
 
 
 def test_partition_runs_equal_a_full_refresh(engine, world):
-    hour = lambda h: DAY + timedelta(hours=h)
+    def hour(h):
+        return DAY + timedelta(hours=h)
     # A backfill of two hours, the hours after it, then one of the first hours again (as
     # the settlement schedule does); the whole-table marts after the last run, as the
     # automation builds them.

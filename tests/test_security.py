@@ -47,7 +47,7 @@ from resources.postgres import BI_ROLE, ensure_bi_access, ensure_warehouse_schem
 from resources.telemetry_api import READING_COLUMNS
 from simulator.config import SimulatorConfig
 from simulator.server import BackgroundServer, SimulatorServer, create_app
-from tests.conftest import create_database, drop_database, dr_run, failure_text, own_warehouse
+from tests.conftest import create_database, dr_run, drop_database, failure_text, own_warehouse
 from tests.test_webhook_receiver import iso, quarter_hours_ahead
 
 # What an attacker would send for an id: quotes, a statement break, a comment.
@@ -638,7 +638,8 @@ def test_the_carbon_token_goes_to_the_configured_api_only(env, pg_server):
 
             # Pointed elsewhere by run config: no token leaves.
             seen = len(elsewhere.seen)
-            result = materialize([grid_carbon_intensity], resources={"postgres": postgres, "carbon_api": CarbonApiResource(base_url=away.url)}, partition_key=day)
+            resources = {"postgres": postgres, "carbon_api": CarbonApiResource(base_url=away.url)}
+            result = materialize([grid_carbon_intensity], resources=resources, partition_key=day)
             assert result.success, failure_text(result)
             assert len(elsewhere.seen) > seen and {t for _, t in elsewhere.seen[seen:]} == {None}
     finally:

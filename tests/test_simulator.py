@@ -272,7 +272,8 @@ def test_modes_outage_removes_rows_peak_raises_load_and_the_last_set_wins():
         first_half = home_after.index < pd.Timestamp("2026-07-15T08:30:00Z")
         assert home_after[first_half].sum() == pytest.approx(1.35 * home_before[first_half].sum(), rel=0.02)
         assert home_after[~first_half].sum() == pytest.approx(home_before[~first_half].sum(), rel=1e-9)
-        assert facility_kw(after.query("facility_id == 'FAC-0004'")).sum() == pytest.approx(facility_kw(readings(sim, *around).query("facility_id == 'FAC-0004'")).sum())
+        before = readings(sim, *around).query("facility_id == 'FAC-0004'")
+        assert facility_kw(after.query("facility_id == 'FAC-0004'")).sum() == pytest.approx(facility_kw(before).sum())
 
         unknown = post(facility_id="FAC-9999", mode="outage", **window)
         assert unknown.status_code == 400 and "FAC-9999" in unknown.json()["detail"]
@@ -378,7 +379,8 @@ def test_comed_five_minute_feed_format(sim):
 
     day_ahead = get(sim, "/v1/prices/day-ahead", zone="COMED", date="2026-07-16").json()
     assert day_ahead["zone"] == "COMED" and day_ahead["currency"] == "USD" and day_ahead["unit"] == "USD/MWh"
-    assert len(day_ahead["prices"]) == 24 and day_ahead["prices"][0] == {**day_ahead["prices"][0], "start": "2026-07-16T00:00:00Z", "end": "2026-07-16T01:00:00Z"}
+    assert len(day_ahead["prices"]) == 24
+    assert day_ahead["prices"][0] == {**day_ahead["prices"][0], "start": "2026-07-16T00:00:00Z", "end": "2026-07-16T01:00:00Z"}
     assert all(isinstance(p["price"], float) for p in day_ahead["prices"])
     assert get(sim, "/v1/prices/day-ahead", zone="COMED", date="16/07/2026").status_code == 400
 

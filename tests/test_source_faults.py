@@ -345,7 +345,7 @@ def test_a_source_fault_is_survived_or_fails_cleanly(slot, case, simulator, ware
 
     [state] = faults.snapshot()
     assert state.hits == (case.hits if case.hits is not None else case.fault["count"])
-    gaps = [later - earlier for earlier, later in zip(state.hit_times, state.hit_times[1:])]
+    gaps = [later - earlier for earlier, later in zip(state.hit_times, state.hit_times[1:], strict=False)]
     assert all(gap >= case.min_gap_s for gap in gaps), gaps
     if case.loads:
         assert result.success, failure_text(result)
