@@ -44,11 +44,9 @@ def _wait_for_reaping(pgdata: Path, timeout_s: float = 10.0) -> None:
     pg_ctl) take its pid for a running server and start nothing: wait for it to go."""
     import time
 
-    from pgserver.utils import PostmasterInfo
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "PG_VERSION").exists() else None
+        info = _postmaster(pgdata) if (pgdata / "PG_VERSION").exists() else None
         if info is None or info.process is None or not _is_zombie(info.process):
             return
         time.sleep(0.2)
@@ -56,15 +54,31 @@ def _wait_for_reaping(pgdata: Path, timeout_s: float = 10.0) -> None:
 
 def running_url(home: Path) -> str | None:
     """The URL of the server running on this data directory, or None when it is stopped."""
-    from pgserver.utils import PostmasterInfo
-
     pgdata = pgdata_dir(home)
     if not (pgdata / "PG_VERSION").exists():
         return None
-    info = PostmasterInfo.read_from_pgdata(pgdata)
+    info = _postmaster(pgdata)
     if info is None or not info.is_running() or _is_zombie(info.process):
         return None
     return info.get_uri(database="postgres")
+
+
+def _postmaster(pgdata: Path, timeout_s: float = 5.0):
+    """pgserver's PostmasterInfo of the data directory, None without a postmaster.pid. A
+    starting postmaster writes the file's lines in turn (its status line last), and
+    pgserver fails on a file of fewer: such a file is read again until it is whole."""
+    import time
+
+    from pgserver.utils import PostmasterInfo
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return PostmasterInfo.read_from_pgdata(pgdata)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{pgdata / 'postmaster.pid'} stayed incomplete for {timeout_s:.0f} s") from None
+            time.sleep(0.05)
 
 
 def _is_zombie(process) -> bool:

@@ -170,7 +170,9 @@ def test_signature_rotation_accepts_any_matching_signature(receiver, engine):
         ("stale", "Message timestamp too old"),
         ("from_the_future", "Message timestamp too new"),
         ("body_changed_after_signing", "No matching signature found"),
-        ("malformed_signature", "malformed"),
+        # standardwebhooks 1.3 compares each signature entry whole: one that does not even
+        # decode matches nothing, as a wrong one does.
+        ("malformed_signature", "No matching signature found"),
         ("other_scheme_only", "No matching signature found"),
     ],
 )
