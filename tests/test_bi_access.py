@@ -15,7 +15,7 @@ from psycopg2 import errors
 from orchestration.runtime import ensure_warehouse
 from orchestration.settings import load_settings
 from resources.postgres import BI_ROLE, ensure_warehouse_schema
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, missing_prerequisite
 
 PASSWORD = f"bi-{secrets.token_urlsafe(12)}"
 
@@ -247,7 +247,7 @@ def _verifier(database) -> str | None:
     engine = sa.create_engine(database.sqlalchemy_url)
     with engine.connect() as conn:
         if not conn.scalar(sa.text("select rolsuper from pg_roles where rolname = current_user")):
-            pytest.skip("reading pg_authid needs a superuser")
+            missing_prerequisite("reading pg_authid needs a superuser")
         verifier = conn.scalar(sa.text("select rolpassword from pg_authid where rolname = :r"), {"r": BI_ROLE})
     engine.dispose()
     return verifier

@@ -1,7 +1,5 @@
 """dbt models on real PostgreSQL through Dagster: hand-checked numbers, window replacement."""
 
-import contextlib
-import io
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -13,8 +11,7 @@ from assets.dbt_models import dbt_incremental_models, dbt_models, partition_wind
 from orchestration.runs import hourly_range_tags
 from resources.dbt import dbt_cli
 from resources.postgres import PostgresResource
-from resources.readings_loader import ReadingRules, load_hour
-from resources.telemetry_api import READING_COLUMNS
+from tests.support import load
 
 T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 
@@ -22,20 +19,6 @@ T0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
 def reading(facility, meter, minute, kwh, kw, interval_s=300):
     ts = T0 + timedelta(minutes=minute)
     return [ts.strftime("%Y-%m-%dT%H:%M:%SZ"), meter, facility, interval_s, kwh, kw, 1.0, 230.0, 10.0, 0.95, 50.0, "grid"]
-
-
-def load(engine, rows, hour):
-    """Load hand-made readings for one hour through the real loader (registry included)."""
-    header = ",".join(READING_COLUMNS)
-    body = (header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n").encode()
-    with engine.begin() as conn:
-        for meter, facility in {(r[1], r[2]) for r in rows}:
-            conn.execute(sa.text(
-                "insert into raw.meters (meter_id, facility_id) values (:m, :f) on conflict do nothing"
-            ), {"m": meter, "f": facility})
-    result = load_hour(engine, lambda: contextlib.nullcontext(io.BytesIO(body)), hour, ReadingRules())
-    assert result.rejected_total == 0, result.rejected
-    return result
 
 
 def fct(engine):

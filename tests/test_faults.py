@@ -2,7 +2,6 @@
 answers, a port already taken, SIGTERM to a command in the middle of a run, and (in
 test_served_faults.py) the embedded server killed while serving."""
 
-import os
 import signal
 import socket
 import subprocess
@@ -15,14 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import create_database, drop_database, wait_for
-from tests.test_up import free_port
+from tests.support import cli_env, free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def cli_env(home, **extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not k.startswith("WATTLINE_")}
-    return {**env, "WATTLINE_HOME": str(home), "WATTLINE_SIM_PORT": "0", **extra}
 
 
 class SilentServer:

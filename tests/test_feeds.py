@@ -19,8 +19,8 @@ from simulator.server import SimulatorServer
 from tests.conftest import failure_text, load_registry, source_resources
 
 FACILITIES = 4
-TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-PAST_DAY = TODAY - timedelta(days=10)
+# Ten days back: a settled day, whatever day the session runs into.
+PAST_DAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=10)
 PAST_KEY = f"{PAST_DAY:%Y-%m-%d}"
 
 
@@ -76,12 +76,14 @@ def test_a_past_day_of_weather_is_the_archive_at_every_facility(engine, simulato
 
 
 def test_the_open_day_carries_48_hours_of_forecast_and_history_reloads_keep_it(engine, resources):
-    assert materialize([weather_hourly], resources=resources, partition_key=f"{TODAY:%Y-%m-%d}").success
+    # Today when the test runs, not when the module was imported (a session may cross midnight).
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert materialize([weather_hourly], resources=resources, partition_key=f"{today:%Y-%m-%d}").success
     now_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     ahead = rows(
         engine,
         "select facility_id, time, is_forecast, issued_at from raw.weather_hourly where time >= :t order by time",
-        t=TODAY,
+        t=today,
     )
     observed = [row for row in ahead if not row.is_forecast]
     forecast = [row for row in ahead if row.is_forecast]

@@ -203,6 +203,8 @@ def test_forecast_has_48_ordered_hours_per_facility_and_a_scored_backtest(fleet)
             # The forecast hours are in the past of the real clock: observed weather.
             assert r["temperature_source"] == "observed"
     scores = backtest_rows(engine, END)
+    # A backtest row per facility: the checks below must have rows to hold on.
+    assert sorted(scores) == ["FAC-0001", "FAC-0002"]
     for facility_id, row in scores.items():
         assert row["status"] == "forecast" and row["reason"] is None
         assert row["test_hours"] >= 7 * 24 - 2  # a DST night can repeat or lose an hour

@@ -41,7 +41,7 @@ from sensors.dr_events import MAX_EVENT_DURATION, MAX_LEAD, PLAN_INTERVAL, UNKNO
 from sensors.openadr import SIMPLE_SHED_PCT, notification_event
 from sensors.webhook_app import ReceiverConfig
 from tests.conftest import own_warehouse
-from tests.test_webhook_receiver import SECRET, quarter_hours_ahead, send, serve
+from tests.support import SECRET, quarter_hours_ahead, send, serve
 
 # database=None: no example database written into the work tree.
 PURE = settings(max_examples=200, deadline=None, database=None)

@@ -21,7 +21,7 @@ from assets.dbt_models import dbt_derived_models, dbt_incremental_models, dbt_mo
 from orchestration.runs import hourly_range_tags
 from resources.dbt import dbt_cli
 from resources.postgres import PostgresResource
-from tests.test_dbt_models import load
+from tests.support import load
 
 FACILITY = "INS-F1"
 DAY_A = datetime(2026, 2, 1, tzinfo=UTC)

@@ -25,7 +25,7 @@ from resources.postgres import PostgresResource
 from simulator.config import SimulatorConfig
 from simulator.server import SimulatorServer
 from tests.conftest import load_registry, own_warehouse, source_resources
-from tests.test_dbt_models import load
+from tests.support import load
 
 SEED, FACILITIES = 11, 3  # test_telemetry_load's world: the same registry
 DAY = datetime(2026, 2, 10, tzinfo=UTC)  # a day no other module loads

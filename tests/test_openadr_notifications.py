@@ -12,7 +12,7 @@ import requests
 import sqlalchemy as sa
 
 from sensors.webhook_app import ReceiverConfig
-from tests.test_webhook_receiver import iso, quarter_hours_ahead, serve, stored
+from tests.support import iso, quarter_hours_ahead, serve, stored
 
 TOKEN = "vtn-" + uuid.uuid4().hex
 PATH = "/webhooks/openadr3/notification"

@@ -27,8 +27,8 @@ from orchestration.tour import (
     open_page,
     take_screenshots,
 )
-from tests.conftest import create_database, drop_database
-from tests.test_up import free_port
+from tests.conftest import create_database, drop_database, missing_prerequisite
+from tests.support import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -243,7 +243,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 def test_the_dagster_ui_in_headless_chromium_shows_the_wattline_groups(platform, tmp_path):
     if find_chromium() is None:
-        pytest.skip("Debian's chromium is not installed (make test installs it where it can: as root or with sudo)")
+        missing_prerequisite("Debian's chromium is not installed (make test installs it where it can: as root or with sudo)")
     lineage = Page("lineage", "/asset-groups", "telemetry", "")
     with browser_page() as page:
         open_page(page, platform.url, lineage)

@@ -48,7 +48,7 @@ from resources.telemetry_api import READING_COLUMNS
 from simulator.config import SimulatorConfig
 from simulator.server import BackgroundServer, SimulatorServer, create_app
 from tests.conftest import create_database, dr_run, drop_database, failure_text, own_warehouse
-from tests.test_webhook_receiver import iso, quarter_hours_ahead
+from tests.support import iso, quarter_hours_ahead
 
 # What an attacker would send for an id: quotes, a statement break, a comment.
 HOSTILE = "x'); drop table raw.meters; --"

@@ -18,8 +18,8 @@ from sqlalchemy.pool import NullPool
 
 from orchestration import embedded_postgres
 from orchestration.database import Database
-from tests.test_faults import cli_env, wait_for
-from tests.test_up import free_port
+from tests.conftest import wait_for
+from tests.support import cli_env, free_port
 
 pytestmark = pytest.mark.e2e
 

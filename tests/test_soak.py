@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing_prerequisite
+
 REPO = Path(__file__).resolve().parents[1]
 # Settling ends as soon as the platform has caught up; the limit only bounds a soak that
 # never does. In CI the soak shares two cores with the rest of the suite and the README's
@@ -81,7 +83,6 @@ def test_no_telemetry_row_is_lost_or_stored_twice(audit):
 @pytest.mark.e2e
 def test_every_failed_run_was_followed_by_a_success_of_its_partition(audit):
     assert audit["worker_kill"]["killed"], audit["worker_kill"]
-    assert isinstance(audit["postgres_restart_s"], float) or audit["postgres_restart_s"].startswith("skipped")
     # The fault past the retry budget and the killed worker each failed a telemetry run.
     assert audit["runs_failed"] >= 2 and any(run.startswith("telemetry_job") for run in audit["failed_runs"])
     assert audit["retried_runs"] >= 1
@@ -89,6 +90,10 @@ def test_every_failed_run_was_followed_by_a_success_of_its_partition(audit):
     assert audit["settled"]
     # Each failure raised its alert.
     assert {run.split(" ")[0] for run in audit["failed_runs"]} <= {a.split(" ")[0] for a in audit["run_failure_alerts"]}
+    # Last: the checks above hold either way.
+    if not isinstance(audit["postgres_restart_s"], float):
+        # Only a configured server (WATTLINE_TEST_DATABASE_URL) is not the soak's to restart.
+        missing_prerequisite(f"the PostgreSQL-restart fault did not run: {audit['postgres_restart_s']}")
 
 
 @pytest.mark.e2e

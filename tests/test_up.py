@@ -3,7 +3,6 @@ every process it started."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,9 @@ import psutil
 import pytest
 import requests
 
+from tests.support import free_port
+
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_up_serves_the_code_location_and_stops_on_ctrl_c(tmp_path, warehouse, dbt_manifest):
