@@ -45,6 +45,7 @@ from typing import Any
 
 # Empty currencies pass (GX skips nulls): a feed that names none is priced in its zone's.
 from resources.price_api import CURRENCIES
+from resources.readings_loader import ReadingRules
 
 # The energy sources a meter may report: the grid and the sources of the emission-factor seed.
 ENERGY_SOURCES = ("grid", "solar", "wind", "hydro", "natural_gas", "coal", "nuclear", "battery")
@@ -179,7 +180,7 @@ def failures_markdown(failures: list[Failure]) -> str:
 def meter_readings_suite(
     min_rows: int,
     *,
-    voltage_v: tuple[float, float] = (80.0, 600.0),
+    voltage_v: tuple[float, float] = (ReadingRules.voltage_min_v, ReadingRules.voltage_max_v),
     energy_sources: tuple[str, ...] = ENERGY_SOURCES,
     unique_key: bool = True,
 ) -> Suite:
