@@ -53,14 +53,9 @@ limit %(batch)s;
 
 -- name: due_dispatches
 -- Planned events whose plan (pre-cooling included) begins within the lead time, and has
--- not ended: only each event's latest version counts.
-with latest as (
-    select distinct on (event_id) event_id, version, status, event_start, event_end
-    from ops.dr_events
-    order by event_id, inbox_id desc
-)
+-- not ended: only the version that counts (ops.dr_events_current).
 select latest.event_id, latest.version
-from latest
+from ops.dr_events_current as latest
 left join marts.fct_dr_reduction_plan as plan
     on plan.event_id = latest.event_id and plan.version = latest.version and plan.action_id is not null
 where latest.status = 'planned' and latest.event_end > %(now)s
@@ -69,17 +64,12 @@ having coalesce(min(plan.interval_start), latest.event_start) <= %(now)s + %(lea
 order by 1, 2;
 
 -- name: fail_missed
--- An event that ended before it was planned or dispatched has failed.
-with latest as (
-    select distinct on (event_id) event_id, version, status, event_end
-    from ops.dr_events
-    order by event_id, inbox_id desc
-)
+-- An event that ended before its version that counts was planned or dispatched has failed.
 update ops.dr_events as event
 set status = 'failed',
     status_reason = 'the event ended before its plan was ' || case when latest.status = 'received' then 'made' else 'dispatched' end,
     updated_at = now()
-from latest
+from ops.dr_events_current as latest
 where event.event_id = latest.event_id and event.version = latest.version
   and latest.status in ('received', 'planned')
   and latest.event_end <= %(now)s

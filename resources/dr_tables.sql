@@ -214,12 +214,9 @@ where event_id = %(event_id)s and version = %(version)s
   and status in ('received', 'planned');
 
 -- name: latest_version
--- The version of the event that counts: the last the utility sent.
 select version, status
-from ops.dr_events
-where event_id = %(event_id)s
-order by inbox_id desc
-limit 1;
+from ops.dr_events_current
+where event_id = %(event_id)s;
 
 -- name: plan_commands
 select facility_id, action_id, end_use, phase, interval_start, interval_end, shed_kw

@@ -200,6 +200,17 @@ comment on table ops.dr_events is
     'redelivery adds nothing; a revision is a new version), with their lifecycle: received, '
     'planned, active, completed or failed (or cancelled).';
 
+-- The one place the rule is written: the version of an event that counts is the last the
+-- utility sent. The sensors' statements, the planner and dbt (fct_dr_event_performance)
+-- read this view.
+create or replace view ops.dr_events_current as
+select distinct on (event_id) *
+from ops.dr_events
+order by event_id, inbox_id desc;
+
+comment on view ops.dr_events_current is
+    'Each demand-response event at the version that counts: the last the utility sent.';
+
 create table if not exists ops.dr_dispatches (
     dispatch_id    text         not null,
     event_id       text         not null,

@@ -368,3 +368,27 @@ def test_a_redelivered_webhook_plans_once_and_a_revision_plans_again(simulated_f
     assert [(status, end, intervals) for _, status, end, intervals in versions] == [
         ("planned", EVENT_END, 8), ("planned", EVENT_END + timedelta(minutes=30), 10),
     ]
+
+
+def test_the_version_of_an_event_that_counts_is_the_last_the_utility_sent(inbox):
+    """ops.dr_events_current owns the rule every reader of the inbox applies (the
+    sensors' statements, the planner, fct_dr_event_performance)."""
+    database, engine = inbox
+    start = FLEET_END - timedelta(hours=3)
+    add_dr_event(engine, "CUR-1", "v1", ["F-A"], start, start + timedelta(hours=1))
+    add_dr_event(engine, "CUR-2", "only", ["F-A"], start, start + timedelta(hours=1))
+    # A revision arrives later, whatever it is called: it counts, not the name's order.
+    add_dr_event(engine, "CUR-1", "a-revision", ["F-A", "F-B"], start, start + timedelta(hours=2))
+    with engine.connect() as conn:
+        current = conn.execute(sa.text(
+            "select event_id, version, facility_ids from ops.dr_events_current where event_id like 'CUR-%' order by event_id"
+        )).all()
+    assert current == [("CUR-1", "a-revision", ["F-A", "F-B"]), ("CUR-2", "only", ["F-A"])]
+    # The planner's statement (psycopg2 parameters) reads the same.
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            cur.execute(statements("dr_tables.sql")["latest_version"], {"event_id": "CUR-1"})
+            assert cur.fetchone() == ("a-revision", "received")
+    finally:
+        raw.close()

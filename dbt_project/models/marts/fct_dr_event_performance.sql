@@ -4,16 +4,15 @@
 
 with events as (
 
-    -- The version that counts is the last the utility sent.
-    select distinct on (event_id)
+    -- Each event at the version that counts (the inbox's view owns the rule).
+    select
         event_id,
         version,
         event_start,
         event_end,
         status
 
-    from {{ ref('stg_dr_events') }}
-    order by event_id, inbox_id desc
+    from {{ ref('stg_dr_events_current') }}
 
 ),
 
