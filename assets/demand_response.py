@@ -41,6 +41,18 @@ dr_events_inbox = AssetSpec(
     kinds={"postgres"},
     owners=["team:energy-data"],
 )
+# The view over the inbox that owns the rule "the last version the utility sent counts".
+dr_events_current = AssetSpec(
+    key=AssetKey(["ops", "dr_events_current"]),
+    deps=[INBOX],
+    description=(
+        "Each demand-response event once, at the version that counts: the last the utility sent "
+        "(a view over ops.dr_events; the sensors, the planner and the DR performance mart read it)."
+    ),
+    group_name="demand_response",
+    kinds={"postgres"},
+    owners=["team:energy-data"],
+)
 
 # What every DR asset shares: one partition per event version, its group, kinds, owners.
 DR_ASSET = {

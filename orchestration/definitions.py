@@ -38,6 +38,7 @@ defs = Definitions(
         dbt_models.dbt_derived_models,
         forecasting.load_forecast,
         demand_response.dr_events_inbox,
+        demand_response.dr_events_current,
         demand_response.dr_baseline,
         demand_response.dr_reduction_plan,
         dr_dispatch.dr_dispatch,
