@@ -24,8 +24,8 @@ POOL = {"pool_size": 2, "max_overflow": 8, "pool_pre_ping": True, "pool_recycle"
 
 
 class PooledPostgresStorage(DagsterPostgresStorage):
-    """DagsterPostgresStorage whose run, event log and schedule storages share the
-    process's connections instead of opening one per statement."""
+    """DagsterPostgresStorage whose run, event log and schedule storages each keep a
+    small pool of the process's connections instead of opening one per statement."""
 
     def __init__(self, postgres_url: str, should_autocreate_tables: bool = True,
                  inst_data: ConfigurableClassData | None = None, token_provider: Any = None):

@@ -1,26 +1,6 @@
-with source as (
-
-    select * from {{ source('ops', 'dr_events_current') }}
-
-),
-
-renamed as (
-
-    select
-        inbox_id,
-        event_id,
-        version,
-        source as event_source,
-        event_start,
-        event_end,
-        target_reduction_pct,
-        target_reduction_kw,
-        status,
-        status_reason,
-        received_at
-
-    from source
-
-)
-
-select * from renamed
+-- The inbox's columns as stg_dr_events names them; which version counts is the view's rule
+-- (ops.dr_events_current), not written again here.
+select inbox.*
+from {{ ref('stg_dr_events') }} as inbox
+inner join {{ source('ops', 'dr_events_current') }} as current_version
+    on inbox.inbox_id = current_version.inbox_id
